@@ -1,0 +1,1 @@
+//! skim's core: everything but the command line.
