@@ -1,1 +1,5 @@
-//! skim's core: everything but the command line.
+//! skim's core: everything but the command line. Nothing here imports clap;
+//! the binary's `cmd/` modules turn arguments into calls on these modules.
+
+pub mod error;
+pub mod secret;
