@@ -2,4 +2,5 @@
 //! the binary's `cmd/` modules turn arguments into calls on these modules.
 
 pub mod error;
+pub mod ibkr;
 pub mod secret;

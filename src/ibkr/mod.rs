@@ -1,0 +1,3 @@
+//! IBKR's Client Portal Web API over first-party OAuth 1.0a.
+
+pub mod sign;
