@@ -1,6 +1,8 @@
 //! skim's core: everything but the command line. Nothing here imports clap;
 //! the binary's `cmd/` modules turn arguments into calls on these modules.
 
+pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod ibkr;
 pub mod secret;
