@@ -4,3 +4,4 @@
 pub mod calendar;
 pub mod error;
 pub mod secret;
+pub mod ticks;
