@@ -5,3 +5,4 @@ pub mod calendar;
 pub mod error;
 pub mod secret;
 pub mod ticks;
+pub mod asx;
