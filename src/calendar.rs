@@ -95,6 +95,8 @@ impl Session {
             Some('N'..='R') => 405,
             _ => 540,
         };
+        // continuous_start is the last group's latest open (10:09:15), so
+        // the first group's nominal 10:00:00 lies 9 min 15 s before it.
         let nominal = self.continuous_start - Duration::seconds(555);
         nominal + Duration::seconds(offset_secs + 15)
     }
@@ -344,7 +346,8 @@ fn weekday_closures(year: i32) -> impl Iterator<Item = NaiveDate> {
 
 /// The trading day `n` trading days after `date` (before it when `n` is
 /// negative). With `n == 0` the answer is `date` itself, trading day or not.
-/// `None` only when the answer would leave chrono's date range.
+/// `None` only when the answer would leave chrono's date range. Steps one
+/// day at a time, so it is meant for counts of days to weeks, not millennia.
 pub fn add_trading_days(date: NaiveDate, n: i64) -> Option<NaiveDate> {
     let mut day = date;
     for _ in 0..n.unsigned_abs() {
