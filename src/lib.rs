@@ -1,8 +1,8 @@
 //! skim's core: everything but the command line. Nothing here imports clap;
 //! the binary's `cmd/` modules turn arguments into calls on these modules.
 
+pub mod asx;
 pub mod calendar;
 pub mod error;
 pub mod secret;
 pub mod ticks;
-pub mod asx;
