@@ -1,8 +1,11 @@
 //! skim's core: everything but the command line. Nothing here imports clap;
 //! the binary's `cmd/` modules turn arguments into calls on these modules.
 
+pub mod asx;
+pub mod calendar;
 pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod ibkr;
 pub mod secret;
+pub mod ticks;
