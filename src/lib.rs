@@ -4,8 +4,14 @@
 pub mod asx;
 pub mod calendar;
 pub mod config;
+pub mod ctx;
+pub mod dh;
 pub mod error;
 pub mod fsutil;
 pub mod ibkr;
+pub mod keys;
+pub mod output;
 pub mod secret;
 pub mod ticks;
+
+pub use ctx::Ctx;

@@ -301,17 +301,26 @@ impl Client {
         Ok(TokenSource::Fresh)
     }
 
-    /// Opens the brokerage session and primes `/iserver/accounts`: the
-    /// sequence every `/iserver` call needs. Refuses live accounts unless
-    /// allowed.
+    /// Opens the brokerage session, primes `/iserver/accounts` and refuses a
+    /// live account unless allowed: what every `/iserver` command does first.
     pub fn connect(&self) -> Result<Account> {
+        let account = self.open_account()?;
+        self.check_account(&account)?;
+        Ok(account)
+    }
+
+    /// Makes sure of a token, opens the brokerage session and primes
+    /// `/iserver/accounts`, returning the selected account.
+    pub fn open_account(&self) -> Result<Account> {
         self.ensure_token(false)?;
         self.opening.set(true);
-        let result = self
-            .open_brokerage_session()
-            .and_then(|()| self.prime_accounts());
+        let result = self.open_brokerage_session().and_then(|()| self.prime_accounts());
         self.opening.set(false);
-        let account = result?;
+        result
+    }
+
+    /// Refuses (exit 4) an account that is not paper unless `allow_live`.
+    pub fn check_account(&self, account: &Account) -> Result<()> {
         if !account.paper && !self.opts.allow_live {
             return Err(error::refused(format!(
                 "account {} is a live account; skim trades paper accounts (DU...) only",
@@ -320,7 +329,7 @@ impl Client {
             .hint("set SKIM_ALLOW_LIVE=true to let skim use this live account")
             .into());
         }
-        Ok(account)
+        Ok(())
     }
 
     /// The account primed by [`Client::connect`].

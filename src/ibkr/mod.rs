@@ -1,8 +1,9 @@
 //! IBKR's Client Portal Web API over first-party OAuth 1.0a: signing
-//! ([`sign`]), pacing ([`pacing`]) and the session-aware client
-//! ([`client`]).
+//! ([`sign`]), pacing ([`pacing`]), the session-aware client ([`client`])
+//! and building one from settings ([`connect`]).
 
 pub mod client;
+pub mod connect;
 pub mod pacing;
 pub mod sign;
 
