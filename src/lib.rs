@@ -4,3 +4,4 @@
 pub mod dh;
 pub mod error;
 pub mod secret;
+pub mod keys;
