@@ -1,6 +1,5 @@
 //! The `skim` binary, run as users run it: in a temporary working folder,
 //! with a clean environment, against the loopback simulator.
 
-mod auth_check;
 mod keys_gen;
 mod util;
