@@ -16,14 +16,23 @@ pub struct Ctx {
 impl Ctx {
     /// Reads the environment and `.env` (or `env_file`), applies `overrides`
     /// and validates the result.
-    pub fn load(env_file: Option<&std::path::Path>, overrides: &Overrides, json: bool) -> Result<Ctx> {
+    pub fn load(
+        env_file: Option<&std::path::Path>,
+        overrides: &Overrides,
+        json: bool,
+    ) -> Result<Ctx> {
         let env = Env::load(env_file)?;
-        Ok(Ctx { config: Config::from_env(&env, overrides)?, json })
+        Ok(Ctx {
+            config: Config::from_env(&env, overrides)?,
+            json,
+        })
     }
 
     /// The market clock: `SKIM_NOW` when set, else the real clock. Protocol
     /// timestamps (OAuth, token expiry) always use the real clock.
     pub fn now(&self) -> DateTime<Utc> {
-        self.config.now.map_or_else(Utc::now, |now| now.with_timezone(&Utc))
+        self.config
+            .now
+            .map_or_else(Utc::now, |now| now.with_timezone(&Utc))
     }
 }

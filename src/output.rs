@@ -17,7 +17,8 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
 /// Prints text on stdout, adding a final newline when missing.
 pub fn print_text(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).context("failed to write to stdout")?;
+    out.write_all(text.as_bytes())
+        .context("failed to write to stdout")?;
     if !text.ends_with('\n') {
         writeln!(out).context("failed to write to stdout")?;
     }

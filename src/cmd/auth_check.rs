@@ -53,7 +53,12 @@ pub fn run(ctx: &Ctx, args: AuthCheckArgs) -> Result<()> {
         let mut table = output::table(["step", "result", "ms", "detail"]);
         for step in &report.steps {
             let result = if step.ok { "ok" } else { "FAILED" };
-            table.add_row(vec![step.name.to_owned(), result.into(), step.ms.to_string(), step.detail.clone()]);
+            table.add_row(vec![
+                step.name.to_owned(),
+                result.into(),
+                step.ms.to_string(),
+                step.detail.clone(),
+            ]);
         }
         output::print_text(&table.to_string())?;
         if report.ok {
@@ -98,7 +103,10 @@ fn check(ctx: &Ctx, args: &AuthCheckArgs, report: &mut Report) -> Result<()> {
             TokenSource::Cached => "reused the cached token",
             TokenSource::Fresh => "handshake done and validated",
         };
-        Ok(((), format!("{how}; valid until {}", expires_at.to_rfc3339())))
+        Ok((
+            (),
+            format!("{how}; valid until {}", expires_at.to_rfc3339()),
+        ))
     })?;
     if let Some((expires_at, source)) = client.token_status() {
         report.lst_cached = Some(source == TokenSource::Cached);
@@ -106,7 +114,10 @@ fn check(ctx: &Ctx, args: &AuthCheckArgs, report: &mut Report) -> Result<()> {
     }
     let account = step(report, "brokerage session", || {
         let account = client.open_account()?;
-        Ok((account, "authenticated and connected; /iserver/accounts primed".to_owned()))
+        Ok((
+            account,
+            "authenticated and connected; /iserver/accounts primed".to_owned(),
+        ))
     })?;
     report.account = Some(account.id.clone());
     report.paper = Some(account.paper);
@@ -129,12 +140,24 @@ fn step<T>(
     let ms = started.elapsed().as_millis() as u64;
     match result {
         Ok((value, detail)) => {
-            report.steps.push(Step { name, ok: true, ms, detail, hint: None });
+            report.steps.push(Step {
+                name,
+                ok: true,
+                ms,
+                detail,
+                hint: None,
+            });
             Ok(value)
         }
         Err(err) => {
             let hint = error::hint(&err).map(str::to_owned);
-            report.steps.push(Step { name, ok: false, ms, detail: format!("{err:#}"), hint });
+            report.steps.push(Step {
+                name,
+                ok: false,
+                ms,
+                detail: format!("{err:#}"),
+                hint,
+            });
             Err(err)
         }
     }

@@ -22,7 +22,12 @@ pub struct KeysGenArgs {
     pub force: bool,
 
     /// Size of the fresh Diffie-Hellman prime
-    #[arg(long, value_name = "N", default_value_t = 2048, conflicts_with = "dh_group")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2048,
+        conflicts_with = "dh_group"
+    )]
     pub dh_bits: u64,
 
     /// Use a published group instead of searching for a fresh prime
@@ -56,9 +61,16 @@ pub fn run(ctx: &Ctx, args: KeysGenArgs) -> Result<()> {
     }
     let dh = match args.dh_group {
         Some(DhGroup::Ffdhe2048) => DhSource::Ffdhe2048,
-        None => DhSource::Generate { bits: args.dh_bits, threads: dh::default_threads() },
+        None => DhSource::Generate {
+            bits: args.dh_bits,
+            threads: dh::default_threads(),
+        },
     };
-    let options = KeySetOptions { dir: ctx.config.keys_dir.clone(), force: args.force, dh };
+    let options = KeySetOptions {
+        dir: ctx.config.keys_dir.clone(),
+        force: args.force,
+        dh,
+    };
     let show_progress = std::io::stderr().is_terminal();
     let tried = AtomicU64::new(0);
     let progress = |event: Progress| {
@@ -134,7 +146,8 @@ fn next_steps(dir: &Path) -> Vec<String> {
          (https://ndcdyn.interactivebrokers.com/sso/Login?action=OAUTH&RL=1) with the username \
          whose paper account skim will trade."
             .to_owned(),
-        "Choose a consumer key (9 letters A-Z) and put it in .env as OAUTH_CONSUMER_KEY.".to_owned(),
+        "Choose a consumer key (9 letters A-Z) and put it in .env as OAUTH_CONSUMER_KEY."
+            .to_owned(),
         format!(
             "Upload {d}/public_signature.pem as the signature key, {d}/public_encryption.pem as \
              the encryption key, and {d}/dhparam.pem as the Diffie-Hellman parameters."

@@ -13,11 +13,18 @@ use crate::cli::{Cli, Command};
 /// Runs the subcommand the user chose.
 pub fn run(cli: Cli) -> Result<()> {
     let global = cli.global;
-    let overrides = Overrides { db: global.db.clone(), keys_dir: None };
-    let load = |overrides: &Overrides| Ctx::load(global.env_file.as_deref(), overrides, global.json);
+    let overrides = Overrides {
+        db: global.db.clone(),
+        keys_dir: None,
+    };
+    let load =
+        |overrides: &Overrides| Ctx::load(global.env_file.as_deref(), overrides, global.json);
     match cli.command {
         Command::KeysGen(args) => {
-            let overrides = Overrides { keys_dir: args.dir.clone(), ..overrides };
+            let overrides = Overrides {
+                keys_dir: args.dir.clone(),
+                ..overrides
+            };
             keys_gen::run(&load(&overrides)?, args)
         }
         Command::AuthCheck(args) => auth_check::run(&load(&overrides)?, args),

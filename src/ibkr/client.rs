@@ -314,7 +314,9 @@ impl Client {
     pub fn open_account(&self) -> Result<Account> {
         self.ensure_token(false)?;
         self.opening.set(true);
-        let result = self.open_brokerage_session().and_then(|()| self.prime_accounts());
+        let result = self
+            .open_brokerage_session()
+            .and_then(|()| self.prime_accounts());
         self.opening.set(false);
         result
     }

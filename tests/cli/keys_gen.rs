@@ -24,9 +24,19 @@ fn writes_the_set_with_private_modes_and_prints_the_prime() {
     }
     assert_eq!(mode(&keys.join("private_signature.pem")), 0o600);
     assert_eq!(mode(&keys.join("private_encryption.pem")), 0o600);
-    assert!(run.stdout.contains("OAUTH_DH_PRIME=ffffffffffffffffadf85458a2bb4a9a"), "{run:?}");
-    assert!(run.stdout.contains("public_signature.pem"), "next steps name the uploads");
-    assert!(!run.stdout.contains("PRIVATE KEY"), "no key material on stdout");
+    assert!(
+        run.stdout
+            .contains("OAUTH_DH_PRIME=ffffffffffffffffadf85458a2bb4a9a"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("public_signature.pem"),
+        "next steps name the uploads"
+    );
+    assert!(
+        !run.stdout.contains("PRIVATE KEY"),
+        "no key material on stdout"
+    );
 }
 
 #[test]
@@ -37,20 +47,39 @@ fn refuses_to_overwrite_without_force() {
     let run = env.skim(&["keys-gen", "--dh-group", "ffdhe2048"]);
     run.expect_code(2);
     assert!(run.stderr.contains("private_signature.pem"), "{run:?}");
-    assert_eq!(fs::read(keys.join("private_signature.pem")).unwrap(), before);
-    env.skim(&["keys-gen", "--dh-group", "ffdhe2048", "--force"]).expect_code(0);
-    assert_ne!(fs::read(keys.join("private_signature.pem")).unwrap(), before);
+    assert_eq!(
+        fs::read(keys.join("private_signature.pem")).unwrap(),
+        before
+    );
+    env.skim(&["keys-gen", "--dh-group", "ffdhe2048", "--force"])
+        .expect_code(0);
+    assert_ne!(
+        fs::read(keys.join("private_signature.pem")).unwrap(),
+        before
+    );
 }
 
 #[test]
 fn json_reports_files_and_prime() {
     let env = TestEnv::new();
-    let run = env.skim(&["keys-gen", "--dh-group", "ffdhe2048", "--dir", "k", "--json"]);
+    let run = env.skim(&[
+        "keys-gen",
+        "--dh-group",
+        "ffdhe2048",
+        "--dir",
+        "k",
+        "--json",
+    ]);
     run.expect_code(0);
     let doc = run.json();
     assert_eq!(doc["dh_bits"], 2048);
     assert_eq!(doc["files"].as_array().unwrap().len(), 5);
-    assert!(doc["oauth_dh_prime"].as_str().unwrap().starts_with("ffffffffffffffffadf8"));
+    assert!(
+        doc["oauth_dh_prime"]
+            .as_str()
+            .unwrap()
+            .starts_with("ffffffffffffffffadf8")
+    );
     assert!(env.path("k/dhparam.pem").exists());
 }
 

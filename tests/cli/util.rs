@@ -37,7 +37,10 @@ impl Run {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        TestEnv { dir: tempfile::tempdir().expect("temp dir"), vars: BTreeMap::new() }
+        TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+            vars: BTreeMap::new(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -76,7 +79,8 @@ impl TestEnv {
 
     /// `skim keys-gen --dh-group ffdhe2048` into `./oauth_keys`.
     pub fn keys_gen(&self) -> PathBuf {
-        self.skim(&["keys-gen", "--dh-group", "ffdhe2048"]).expect_code(0);
+        self.skim(&["keys-gen", "--dh-group", "ffdhe2048"])
+            .expect_code(0);
         self.path("oauth_keys")
     }
 }
