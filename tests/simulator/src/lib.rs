@@ -11,7 +11,23 @@
 //!
 //! Tests build a [`Config`] (usually with [`Setup::from_keys_dir`]), start a
 //! [`Simulator`] on port 0, point the client at [`Simulator::base_url`],
-//! switch [`Faults`] on while it runs, and assert on the request log.
+//! switch [`Faults`] on while it runs, and assert on the request log:
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use skim_sim::{Setup, Simulator};
+//!
+//! let setup = Setup::from_keys_dir(std::path::Path::new("oauth_keys"))?;
+//! let sim = Simulator::start(setup.config.clone())?;
+//! let env = setup.env_pairs(&sim.base_url()); // give these to the client
+//! # let _ = env;
+//! // ... run the client ...
+//! sim.faults(|f| f.unauthorized_next = 1); // the next signed request: 401
+//! // ... run it again ...
+//! assert_eq!(sim.handshake_count(), 2);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod http;
 pub mod oauth;

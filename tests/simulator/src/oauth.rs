@@ -138,7 +138,8 @@ pub fn verify_hmac_sha256(key: &[u8], base: &str, signature_b64: &str) -> bool {
 /// these bytes, so forgetting the zero breaks half of all handshakes.
 pub fn java_bytes(k: &BigUint) -> Vec<u8> {
     let mut bytes = k.to_bytes_be();
-    if k.bits() % 8 == 0 {
+    // A whole number of bytes means the top bit of the first one is set.
+    if k.bits() & 7 == 0 {
         bytes.insert(0, 0);
     }
     bytes
@@ -285,6 +286,42 @@ mod tests {
             let signature = token_signature(&key, &text(&v, "consumer_key"));
             assert_eq!(signature, text(&v, "live_session_token_signature"));
         }
+    }
+
+    #[test]
+    fn reference_request_vector() {
+        // Reference 11.2: LST bytes 0x01..=0x14, GET /iserver/accounts.
+        let key: Vec<u8> = (1..=20).collect();
+        let params = [
+            ("oauth_token", "0123456789abcdef0123"),
+            ("oauth_consumer_key", "ABCDEFGHI"),
+            ("oauth_timestamp", "1700000000"),
+            ("oauth_nonce", "n0nceN0nceN0nce1"),
+            ("oauth_signature_method", "HMAC-SHA256"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let url = "https://api.ibkr.com/v1/api/iserver/accounts";
+        let base = base_string("", "GET", url, &params);
+        assert_eq!(
+            base,
+            "GET&https%3A%2F%2Fapi.ibkr.com%2Fv1%2Fapi%2Fiserver%2Faccounts&oauth_consumer_key\
+             %3DABCDEFGHI%26oauth_nonce%3Dn0nceN0nceN0nce1%26oauth_signature_method%3DHMAC-SHA256\
+             %26oauth_timestamp%3D1700000000%26oauth_token%3D0123456789abcdef0123"
+        );
+        let header = concat!(
+            "OAuth realm=\"limited_poa\", ",
+            "oauth_signature=\"0jwN%2FtBHfyJXE0fX7An%2BDlHRa1OtvtbfbEGCIPP9ot0%3D\""
+        );
+        let signature = &parse_authorization(header).unwrap().params["oauth_signature"];
+        assert!(verify_hmac_sha256(&key, &base, signature));
+        let snapshot = "https://api.ibkr.com/v1/api/iserver/marketdata/snapshot";
+        let base = base_string("", "GET", snapshot, &params);
+        assert!(verify_hmac_sha256(
+            &key,
+            &base,
+            "cuo5GRVJNMBGHVK5kvc8p5rPFhpW94a/tYiNyRlhV8I="
+        ));
+        assert!(!verify_hmac_sha256(&key, &base, "not base64!"));
     }
 
     #[test]

@@ -115,17 +115,19 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A request whose OAuth header passed the checks that need no key.
+struct Checked {
+    header: AuthHeader,
+    /// Every OAuth parameter except the signature: what was signed.
+    params: Vec<(String, String)>,
+    /// The URL the client must have signed: `http://` + Host + path.
+    url: String,
+}
+
 /// The checks the handshake and signed requests share: header present and
 /// well-formed, exactly the expected parameters, the right signature
-/// method, consumer key, token and realm, a fresh timestamp. Returns the
-/// parsed header, the parameters to sign (all but the signature) and the
-/// URL the client must have signed.
-fn check_common(
-    state: &State,
-    req: &Incoming,
-    expected: &[&str],
-    method: &str,
-) -> Result<(AuthHeader, Vec<(String, String)>, String)> {
+/// method, consumer key, token and realm, a fresh timestamp.
+fn check_common(state: &State, req: &Incoming, expected: &[&str], method: &str) -> Result<Checked> {
     let value = req
         .header("Authorization")
         .context("missing Authorization header")?;
@@ -165,7 +167,11 @@ fn check_common(
         .filter(|(k, _)| *k != "oauth_signature")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Ok((header, params, url))
+    Ok(Checked {
+        header,
+        params,
+        url,
+    })
 }
 
 /// `POST /oauth/live_session_token`: checks the RSA-signed request and
@@ -205,7 +211,11 @@ impl From<anyhow::Error> for Refusal {
 }
 
 fn answer_challenge(state: &mut State, req: &Incoming) -> Result<Value, Refusal> {
-    let (header, params, url) = check_common(state, req, &HANDSHAKE_PARAMS, "RSA-SHA256")?;
+    let Checked {
+        header,
+        params,
+        url,
+    } = check_common(state, req, &HANDSHAKE_PARAMS, "RSA-SHA256")?;
     let prepend = oauth::hex(&state.config.access_token_secret);
     let base = oauth::base_string(&prepend, "POST", &url, &params);
     let p = &header.params;
@@ -273,7 +283,11 @@ pub(crate) fn authenticate(state: &mut State, req: &Incoming) -> Result<(), Repl
 }
 
 fn verify_signed(state: &mut State, req: &Incoming) -> Result<()> {
-    let (header, mut params, url) = check_common(state, req, &SIGNED_PARAMS, "HMAC-SHA256")?;
+    let Checked {
+        header,
+        mut params,
+        url,
+    } = check_common(state, req, &SIGNED_PARAMS, "HMAC-SHA256")?;
     let Some(token) = state.session.token.as_ref() else {
         bail!("no live session token; request a new one");
     };

@@ -848,3 +848,11 @@ fn binary_prints_the_environment_and_serves() {
     assert_eq!(answer.status, 401);
     assert!(line.contains("GET /v1/api/tickle -> 401"), "{line}");
 }
+
+#[test]
+fn dropping_the_simulator_closes_the_port() {
+    let (sim, client, _) = start("drop", |_| {});
+    assert!(TcpStream::connect(client.addr).is_ok());
+    drop(sim);
+    assert!(TcpStream::connect(client.addr).is_err());
+}
