@@ -238,13 +238,11 @@ fn dispatch(state: &mut State, req: &Incoming) -> Handled {
     if req.method == "POST" && req.header("Content-Length").is_none() {
         return Reply::text(411, "Length Required").into();
     }
-    if let Some((status, left)) = state.faults.server_error.as_mut() {
-        let status = *status;
-        *left -= 1;
-        if *left == 0 {
-            state.faults.server_error = None;
+    if let Some((status, left)) = state.faults.server_error {
+        state.faults.server_error = (left > 1).then(|| (status, left - 1));
+        if left > 0 {
+            return Reply::error(status, "internal server error").into();
         }
-        return Reply::error(status, "internal server error").into();
     }
     let Some(api_path) = req.api_path() else {
         return Reply::error(404, "not found").into();

@@ -32,7 +32,7 @@ options:
   --fault-401 N                  answer the next N signed requests with 401
   --fault-410 N                  answer the next N signed requests with 410
   --fault-5xx STATUS:N           answer the next N requests with STATUS
-  --fault-429 SECS               start a SECS-long 429 penalty box at once
+  --fault-429 SECS               the first request trips a SECS-long 429 penalty box
   -h, --help                     print this help
 ";
 

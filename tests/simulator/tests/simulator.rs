@@ -750,6 +750,12 @@ fn fault_penalty_box_5xx_and_delay() {
     std::thread::sleep(Duration::from_millis(350));
     assert_eq!(client.send("POST", "/tickle").status, 200);
 
+    sim.faults(|f| f.server_error = Some((502, 0)));
+    assert_eq!(
+        client.send("POST", "/tickle").status,
+        200,
+        "a zero count is no fault"
+    );
     sim.faults(|f| f.server_error = Some((503, 2)));
     assert_eq!(client.send("POST", "/tickle").status, 503);
     assert_eq!(client.send("POST", "/tickle").status, 503);
