@@ -698,6 +698,8 @@ fn fault_401_and_410_forget_the_token() {
     client.handshake();
     assert_eq!(client.send("POST", "/tickle").status, 200);
     assert_eq!(sim.handshake_count(), 4);
+    sim.expire_token();
+    assert_eq!(client.send("POST", "/tickle").status, 401);
 }
 
 #[test]
