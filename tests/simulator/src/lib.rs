@@ -1,1 +1,364 @@
-pub fn placeholder() {}
+//! A loopback stand-in for IBKR's Client Portal Web API, strict where IBKR is
+//! strict, so skim's tests run through the real HTTP path without a broker.
+//!
+//! This crate owns the server side of OAuth 1.0a as IBKR plays it: it checks
+//! the live session token request's RSA signature with the user's public
+//! signature key, answers the Diffie-Hellman challenge, checks the HMAC
+//! signature of every later request, and keeps IBKR's session state (portal
+//! session, brokerage session, account priming). It is deliberately
+//! independent of the `skim-asx` crate: both sides implement the reference
+//! separately, so a bug shared by client and server cannot hide.
+//!
+//! Tests build a [`Config`] (usually with [`Setup::from_keys_dir`]), start a
+//! [`Simulator`] on port 0, point the client at [`Simulator::base_url`],
+//! switch [`Faults`] on while it runs, and assert on the request log:
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use skim_sim::{Setup, Simulator};
+//!
+//! let setup = Setup::from_keys_dir(std::path::Path::new("oauth_keys"))?;
+//! let sim = Simulator::start(setup.config.clone())?;
+//! let env = setup.env_pairs(&sim.base_url()); // give these to the client
+//! # let _ = env;
+//! // ... run the client ...
+//! sim.faults(|f| f.unauthorized_next = 1); // the next signed request: 401
+//! // ... run it again ...
+//! assert_eq!(sim.handshake_count(), 2);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod http;
+pub mod oauth;
+pub mod session;
+pub mod setup;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use num_bigint::BigUint;
+use rsa::RsaPublicKey;
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+
+pub use setup::Setup;
+
+/// Where the simulator expects query parameters when it rebuilds the base
+/// string of an HMAC-signed request. IBKR's behaviour here is unconfirmed
+/// (reference section 3), so the simulator accepts exactly one form at a time
+/// and the tests pick which.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QuerySigning {
+    /// Only the five OAuth parameters are signed; the query is left out.
+    #[default]
+    Excluded,
+    /// The query's pairs are merged into the sorted parameter list.
+    Included,
+}
+
+/// Everything the simulator knows about the one user it serves.
+///
+/// The access-token secret is held in plain text: it is what IBKR stores and
+/// what the client recovers by decrypting its configured secret.
+#[derive(Clone)]
+pub struct Config {
+    /// The consumer key the user registered (9 letters at IBKR).
+    pub consumer_key: String,
+    /// The access token the portal handed out.
+    pub access_token: String,
+    /// The OAuth realm every request must name.
+    pub realm: String,
+    /// The user's public signature key, PEM (SPKI or PKCS#1).
+    pub public_signature_pem: String,
+    /// The plaintext access-token secret S; its hex form is the "prepend".
+    pub access_token_secret: Vec<u8>,
+    /// The Diffie-Hellman prime p; the generator is always 2.
+    pub dh_prime: BigUint,
+    /// The account served by `/iserver/accounts` and `/portfolio/accounts`.
+    pub account_id: String,
+    /// Whether the account is a paper account; paper ids start with `DU`.
+    pub paper: bool,
+    /// How long a live session token stays valid after the handshake.
+    pub lst_lifetime: Duration,
+    /// Which base-string form HMAC-signed requests must use.
+    pub query_signing: QuerySigning,
+    /// How long after `ssodh/init` the brokerage session becomes
+    /// authenticated; zero means at once.
+    pub init_delay: Duration,
+    /// Maximum distance between an OAuth timestamp and the real clock.
+    pub timestamp_window: Duration,
+    /// TCP port to listen on, 127.0.0.1 only; 0 picks a free one.
+    pub port: u16,
+    /// Print one line per request on stderr (the binary turns this on).
+    pub log_requests: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret S must never reach a log, even a test's.
+        f.debug_struct("Config")
+            .field("consumer_key", &self.consumer_key)
+            .field("access_token", &self.access_token)
+            .field("realm", &self.realm)
+            .field("access_token_secret", &"(redacted)")
+            .field("account_id", &self.account_id)
+            .field("paper", &self.paper)
+            .field("query_signing", &self.query_signing)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Builds a config with IBKR's defaults around the given credentials:
+    /// realm `limited_poa`, paper account `DU1234567`, a 24-hour token
+    /// lifetime, query parameters excluded from signatures, immediate
+    /// `ssodh/init`, a ±300 s timestamp window and port 0.
+    pub fn new(
+        consumer_key: &str,
+        access_token: &str,
+        public_signature_pem: &str,
+        access_token_secret: Vec<u8>,
+        dh_prime: BigUint,
+    ) -> Config {
+        Config {
+            consumer_key: consumer_key.to_string(),
+            access_token: access_token.to_string(),
+            realm: "limited_poa".to_string(),
+            public_signature_pem: public_signature_pem.to_string(),
+            access_token_secret,
+            dh_prime,
+            account_id: "DU1234567".to_string(),
+            paper: true,
+            lst_lifetime: Duration::from_secs(24 * 3600),
+            query_signing: QuerySigning::Excluded,
+            init_delay: Duration::ZERO,
+            timestamp_window: Duration::from_secs(300),
+            port: 0,
+            log_requests: false,
+        }
+    }
+
+    /// Switches to a live account (`U7654321`), as a user with a funded
+    /// account would have.
+    pub fn with_live_account(mut self) -> Config {
+        self.account_id = "U7654321".to_string();
+        self.paper = false;
+        self
+    }
+
+    /// Checks the fields that tests could get wrong and returns the parsed
+    /// public signature key.
+    fn validate(&self) -> Result<RsaPublicKey> {
+        if self.consumer_key.is_empty() || self.access_token.is_empty() {
+            bail!("consumer key and access token must not be empty");
+        }
+        if self.access_token_secret.is_empty() {
+            bail!("access token secret must not be empty");
+        }
+        if self.dh_prime <= BigUint::from(3u8) {
+            bail!("diffie-hellman prime is too small");
+        }
+        if self.paper != self.account_id.starts_with("DU") {
+            bail!(
+                "account id {} does not match paper={} (paper ids start with DU)",
+                self.account_id,
+                self.paper
+            );
+        }
+        parse_public_key(&self.public_signature_pem).context("invalid public signature key")
+    }
+}
+
+/// Parses an RSA public key from SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
+/// (`BEGIN RSA PUBLIC KEY`) PEM.
+pub fn parse_public_key(pem: &str) -> Result<RsaPublicKey> {
+    if pem.contains("BEGIN RSA PUBLIC KEY") {
+        RsaPublicKey::from_pkcs1_pem(pem).context("expected a PKCS#1 RSA public key")
+    } else {
+        RsaPublicKey::from_public_key_pem(pem).context("expected an SPKI RSA public key")
+    }
+}
+
+/// Misbehaviour switched on while the simulator runs. Counters count down
+/// as requests consume them; flags stay on until switched off.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Answer handshakes with a token signature that does not validate.
+    pub wrong_token_signature: bool,
+    /// Refuse handshakes with IBKR's "invalid consumer" 401, as for a
+    /// consumer key that is not active yet.
+    pub invalid_consumer: bool,
+    /// Answer the next N signed requests with 401 and forget the live
+    /// session token, as when it expires mid-session.
+    pub unauthorized_next: u32,
+    /// Answer the next N signed requests with 410 Gone and forget the live
+    /// session token.
+    pub gone_next: u32,
+    /// Answer the next N requests with this 5xx status: `(status, n)`.
+    pub server_error: Option<(u16, u32)>,
+    /// When set, the next request trips the rate limit: it and every request
+    /// within this period after it get 429 (IBKR's penalty box).
+    pub penalty: Option<Duration>,
+    /// Sleep this long before answering any request.
+    pub delay: Duration,
+}
+
+/// One request as the simulator saw it.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Path as requested, without the query (e.g. `/v1/api/tickle`).
+    pub path: String,
+    /// Raw query string without `?`; empty when there was none.
+    pub query: String,
+    /// Status code of the answer.
+    pub status: u16,
+    /// Whether the OAuth signature (RSA or HMAC) checked out.
+    pub signature_verified: bool,
+    /// Request headers in arrival order, `Authorization` left out.
+    pub headers: Vec<(String, String)>,
+    /// Request body as text (lossy UTF-8).
+    pub body: String,
+}
+
+/// The live session token the simulator handed out last.
+#[derive(Clone)]
+pub(crate) struct LiveToken {
+    /// Raw token bytes: the HMAC key for signed requests.
+    pub key: Vec<u8>,
+    pub expires_at_ms: u64,
+}
+
+/// Mutable server state, behind one lock: requests are short, and a single
+/// lock keeps nonce checks and session changes free of races.
+pub(crate) struct State {
+    pub config: Config,
+    pub signature_key: RsaPublicKey,
+    pub faults: Faults,
+    pub penalty_until: Option<Instant>,
+    pub session: session::Session,
+    pub log: Vec<RequestRecord>,
+    pub handshakes: usize,
+}
+
+pub(crate) type Shared = Arc<Mutex<State>>;
+
+/// Locks the state, recovering it if a worker panicked while holding it:
+/// the data stays usable for the assertions that follow.
+pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running simulator. Dropping it stops the workers and closes the port.
+pub struct Simulator {
+    shared: Shared,
+    server: http::Server,
+}
+
+impl Simulator {
+    /// Validates `config` and starts serving on 127.0.0.1 at `config.port`.
+    pub fn start(config: Config) -> Result<Simulator> {
+        let signature_key = config.validate()?;
+        let port = config.port;
+        let shared = Arc::new(Mutex::new(State {
+            config,
+            signature_key,
+            faults: Faults::default(),
+            penalty_until: None,
+            session: session::Session::default(),
+            log: Vec::new(),
+            handshakes: 0,
+        }));
+        let server = http::Server::start(port, Arc::clone(&shared))?;
+        Ok(Simulator { shared, server })
+    }
+
+    /// The socket the simulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The API base URL to give the client, `http://127.0.0.1:PORT/v1/api`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}{}", self.addr(), http::API_PREFIX)
+    }
+
+    /// Replaces all fault switches at once.
+    pub fn set_faults(&self, faults: Faults) {
+        lock(&self.shared).faults = faults;
+    }
+
+    /// Changes some fault switches, e.g. `sim.faults(|f| f.gone_next = 1)`.
+    pub fn faults(&self, change: impl FnOnce(&mut Faults)) {
+        change(&mut lock(&self.shared).faults);
+    }
+
+    /// Drops the brokerage session, so `/iserver/*` answers "no bridge"
+    /// until the client calls `ssodh/init` again.
+    pub fn drop_bridge(&self) {
+        lock(&self.shared).session.drop_bridge();
+    }
+
+    /// Forgets that `/iserver/accounts` was called, as after IBKR's daily
+    /// reset, so priming-dependent endpoints answer "Please query /accounts
+    /// first".
+    pub fn lose_priming(&self) {
+        lock(&self.shared).session.accounts_primed = false;
+    }
+
+    /// Forgets the live session token, as if it had expired.
+    pub fn expire_token(&self) {
+        lock(&self.shared).session.forget_token();
+    }
+
+    /// Serves a different account from now on; `paper` must agree with the
+    /// id (`DU...` for paper, `U...` for live).
+    pub fn set_account(&self, account_id: &str, paper: bool) -> Result<()> {
+        if paper != account_id.starts_with("DU") {
+            bail!("account id {account_id} does not match paper={paper}");
+        }
+        let mut state = lock(&self.shared);
+        state.config.account_id = account_id.to_string();
+        state.config.paper = paper;
+        Ok(())
+    }
+
+    /// Switches the base-string form signed requests must use.
+    pub fn set_query_signing(&self, mode: QuerySigning) {
+        lock(&self.shared).config.query_signing = mode;
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared).log.clone()
+    }
+
+    /// How many requests had this method and API path (e.g. `"GET"`,
+    /// `"/iserver/accounts"`; the `/v1/api` prefix is implied).
+    pub fn count(&self, method: &str, api_path: &str) -> usize {
+        let path = format!("{}{api_path}", http::API_PREFIX);
+        let state = lock(&self.shared);
+        state
+            .log
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+
+    /// How many live session tokens were handed out.
+    pub fn handshake_count(&self) -> usize {
+        lock(&self.shared).handshakes
+    }
+
+    /// Whether the brokerage session is authenticated right now.
+    pub fn is_brokerage_authenticated(&self) -> bool {
+        lock(&self.shared).session.is_authenticated(Instant::now())
+    }
+}
