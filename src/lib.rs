@@ -3,3 +3,6 @@
 
 pub mod error;
 pub mod secret;
+pub mod discord;
+pub mod outbox;
+pub mod store;
