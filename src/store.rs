@@ -95,8 +95,13 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(path, flags).map_err(|err| explain(path, err, "open"))?;
-        let store = Store { conn, path: path.to_path_buf() };
-        store.configure().map_err(|err| explain(path, err, "open"))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store
+            .configure()
+            .map_err(|err| explain(path, err, "open"))?;
         store.migrate()?;
         Ok(store)
     }
@@ -133,7 +138,8 @@ impl Store {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(|err| explain(&self.path, err, "write"))?;
         let value = change(&tx)?;
-        tx.commit().map_err(|err| explain(&self.path, err, "write"))?;
+        tx.commit()
+            .map_err(|err| explain(&self.path, err, "write"))?;
         Ok(value)
     }
 
@@ -177,7 +183,9 @@ impl Store {
     /// The value stored under `key` in `settings`, if any.
     pub fn setting(&self, key: &str) -> anyhow::Result<Option<String>> {
         self.conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| row.get(0))
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
             .optional()
             .with_context(|| format!("failed to read setting {key} from {}", self.path.display()))
     }
@@ -216,9 +224,14 @@ impl Store {
         }
         // journal_mode answers with the mode now in force; a file that is not
         // a database fails here, on its first read.
-        let mode: String = self.conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            log::warn!("database {} stays in {mode} journal mode", self.path.display());
+            log::warn!(
+                "database {} stays in {mode} journal mode",
+                self.path.display()
+            );
         }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -267,11 +280,11 @@ fn explain(path: &Path, err: rusqlite::Error, action: &str) -> anyhow::Error {
     // The exit status travels in a `Coded` at the root of the chain, so the
     // SQLite text joins its message rather than hanging below it.
     match err.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-            error::usage(format!("database {file} is corrupt or not a SQLite database: {err}"))
-                .hint("move the file aside (skim then starts a new one) or fix SKIM_DB")
-                .into()
-        }
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => error::usage(format!(
+            "database {file} is corrupt or not a SQLite database: {err}"
+        ))
+        .hint("move the file aside (skim then starts a new one) or fix SKIM_DB")
+        .into(),
         Some(
             ErrorCode::ReadOnly
             | ErrorCode::CannotOpen
@@ -291,7 +304,9 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-12-03T09:30:00+11:00").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-12-03T09:30:00+11:00")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn table_names(store: &Store) -> Vec<String> {
@@ -299,7 +314,10 @@ mod tests {
             .connection()
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             .unwrap();
-        stmt.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     #[test]
@@ -309,11 +327,15 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as u32);
         assert_eq!(table_names(&store), ["outbox", "runs", "settings"]);
-        let mode: String =
-            store.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = store
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
-        let keys: i64 =
-            store.connection().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        let keys: i64 = store
+            .connection()
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(keys, 1);
         store.set_setting("halted", "true", now()).unwrap();
         drop(store);
@@ -331,7 +353,8 @@ mod tests {
         let path = dir.path().join("skim.db");
         drop(Store::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1).unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .unwrap();
         drop(conn);
 
         let err = Store::open(&path).err().unwrap();
@@ -378,7 +401,10 @@ mod tests {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
             let mut guard = Unwritable(path.to_path_buf(), false);
             if guard.is_writable() {
-                let status = std::process::Command::new("chattr").arg("+i").arg(path).status();
+                let status = std::process::Command::new("chattr")
+                    .arg("+i")
+                    .arg(path)
+                    .status();
                 guard.1 = status.is_ok_and(|s| s.success());
             }
             guard
@@ -391,7 +417,10 @@ mod tests {
                 let _ = std::fs::remove_file(probe);
                 ok
             } else {
-                std::fs::OpenOptions::new().append(true).open(&self.0).is_ok()
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&self.0)
+                    .is_ok()
             }
         }
     }
@@ -399,7 +428,10 @@ mod tests {
     impl Drop for Unwritable {
         fn drop(&mut self) {
             if self.1 {
-                let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+                let _ = std::process::Command::new("chattr")
+                    .arg("-i")
+                    .arg(&self.0)
+                    .status();
             }
             let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
         }
@@ -420,7 +452,10 @@ mod tests {
         drop(Store::open(&path).unwrap());
         let guard = Unwritable::new(&path);
         if guard.is_writable() {
-            eprintln!("skipped: this user can write {} despite its mode", path.display());
+            eprintln!(
+                "skipped: this user can write {} despite its mode",
+                path.display()
+            );
             return;
         }
         assert_unwritable_error(Store::open(&path).err().unwrap(), &path);
@@ -434,7 +469,10 @@ mod tests {
         let path = folder.join("skim.db");
         let guard = Unwritable::new(&folder);
         if guard.is_writable() {
-            eprintln!("skipped: this user can write {} despite its mode", folder.display());
+            eprintln!(
+                "skipped: this user can write {} despite its mode",
+                folder.display()
+            );
             return;
         }
         assert_unwritable_error(Store::open(&path).err().unwrap(), &path);
@@ -467,14 +505,25 @@ mod tests {
         let store = Store::open(&dir.path().join("skim.db")).unwrap();
         let id = store.start_run("scan", now()).unwrap();
         let later = now() + chrono::Duration::seconds(3);
-        store.finish_run(id, later, "skipped", 0, Some("ASX closed today")).unwrap();
+        store
+            .finish_run(id, later, "skipped", 0, Some("ASX closed today"))
+            .unwrap();
         let row: (String, String, String, String, u8, String) = store
             .connection()
             .query_row(
                 "SELECT command, started_at, finished_at, outcome, exit_code, message
                  FROM runs WHERE id = ?1",
                 [id.0],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .unwrap();
         assert_eq!(
@@ -488,6 +537,10 @@ mod tests {
                 "ASX closed today".to_string()
             )
         );
-        assert!(store.finish_run(RunId(id.0 + 100), later, "ok", 0, None).is_err());
+        assert!(
+            store
+                .finish_run(RunId(id.0 + 100), later, "ok", 0, None)
+                .is_err()
+        );
     }
 }
