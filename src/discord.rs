@@ -35,7 +35,8 @@ pub const YELLOW: u32 = 0xFFFF00;
 pub const RED: u32 = 0xFF0000;
 
 /// Discord's limits, in characters, after trimming leading and trailing
-/// whitespace. See: <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
+/// whitespace.
+/// See: <https://discord.com/developers/docs/resources/message#embed-object-embed-limits>
 const CONTENT_MAX: usize = 2000;
 const TITLE_MAX: usize = 256;
 const DESCRIPTION_MAX: usize = 4096;
@@ -1375,7 +1376,8 @@ mod tests {
                     "description": "2 new candidates found",
                     "color": 0x00FF00,
                     "fields": [
-                        {"name": "BHP", "value": "Gap: 12.3%, Price: $1.200\nQuarterly Activities Report",
+                        {"name": "BHP",
+                         "value": "Gap: 12.3%, Price: $1.200\nQuarterly Activities Report",
                          "inline": false},
                         {"name": "14D", "value": "Gap: 12.3%, Price: $1.200\nTrading Halt",
                          "inline": false},
