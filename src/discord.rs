@@ -273,15 +273,19 @@ fn is_loopback(host: &str) -> bool {
 /// sent as is.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Embed {
+    /// Up to 256 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Up to 4096 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// RGB packed as `0xRRGGBB`; see [`GREEN`], [`YELLOW`], [`RED`].
     #[serde(default, rename = "color", skip_serializing_if = "Option::is_none")]
     pub colour: Option<u32>,
+    /// Up to 25 per embed; more continue in further embeds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<EmbedField>,
+    /// Up to 2048 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer: Option<EmbedFooter>,
     /// RFC 3339 in UTC with `Z`; set it with [`Embed::timestamp`].
@@ -292,7 +296,9 @@ pub struct Embed {
 /// A name/value pair shown in an embed; `inline` fields sit side by side.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EmbedField {
+    /// Up to 256 characters; empty becomes "-".
     pub name: String,
+    /// Up to 1024 characters; empty becomes "-".
     pub value: String,
     #[serde(default)]
     pub inline: bool,
@@ -353,10 +359,13 @@ impl Embed {
 /// one or more Discord messages only when sent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// Plain text above the embeds, up to 2000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Overrides the webhook's name for this message (up to 80 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Any number: they are spread over as many Discord messages as needed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub embeds: Vec<Embed>,
 }
@@ -401,6 +410,7 @@ impl Message {
 /// A scan candidate as the scan notification shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScanCandidate {
+    /// ASX code, such as `BHP` or `14D`.
     pub ticker: String,
     /// Opening gap in percent, e.g. `12.5` for 12.5 %.
     pub gap_pct: f64,
@@ -812,7 +822,7 @@ impl Webhook {
     /// 30 per minute) and for a bucket Discord reported empty. A 429 waits
     /// `retry_after` (body, else the `Retry-After` header) and tries again;
     /// 5xx and network errors back off and try again; at most
-    /// [`MAX_ATTEMPTS`] tries in all. 401, 403 and 404 disable this client:
+    /// four tries in all. 401, 403 and 404 disable this client:
     /// later calls fail at once without a request.
     pub fn post(&mut self, payload: &Payload) -> Result<Option<String>, SendError> {
         if let Some(disabled) = &self.disabled {

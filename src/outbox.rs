@@ -37,6 +37,7 @@ pub struct DeliveryReport {
 /// `skim notify --json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Queued {
+    /// The outbox row id, as [`enqueue`] returned it.
     pub id: i64,
     /// When it was queued, RFC 3339 UTC.
     pub created_at: String,
