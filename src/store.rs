@@ -253,8 +253,13 @@ impl Store {
                 .into());
             }
             for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-                tx.execute_batch(sql)
-                    .with_context(|| format!("failed to apply schema migration {}", index + 1))?;
+                tx.execute_batch(sql).with_context(|| {
+                    format!(
+                        "failed to apply schema migration {} to {}",
+                        index + 1,
+                        self.path.display()
+                    )
+                })?;
             }
             if version < known {
                 tx.pragma_update(None, "user_version", known as i64)?;
