@@ -78,11 +78,7 @@ pub fn refused(message: impl Into<String>) -> Coded {
 }
 
 fn coded(kind: ExitKind, message: impl Into<String>) -> Coded {
-    Coded {
-        kind,
-        message: message.into(),
-        hint: None,
-    }
+    Coded { kind, message: message.into(), hint: None }
 }
 
 /// The exit status for `err`: that of the outermost [`Coded`] in its chain,
@@ -114,15 +110,11 @@ mod tests {
 
     #[test]
     fn coded_errors_keep_kind_and_hint_under_context() {
-        let err: anyhow::Result<()> = Err(usage("OAUTH_DH_PRIME is not hex")
-            .hint("copy it from keys-gen")
-            .into());
+        let err: anyhow::Result<()> =
+            Err(usage("OAUTH_DH_PRIME is not hex").hint("copy it from keys-gen").into());
         let err = err.context("failed to load configuration").unwrap_err();
         assert_eq!(exit_kind(&err), ExitKind::Usage);
         assert_eq!(hint(&err), Some("copy it from keys-gen"));
-        assert_eq!(
-            format!("{err:#}"),
-            "failed to load configuration: OAUTH_DH_PRIME is not hex"
-        );
+        assert_eq!(format!("{err:#}"), "failed to load configuration: OAUTH_DH_PRIME is not hex");
     }
 }
