@@ -6,12 +6,15 @@ pub mod calendar;
 pub mod config;
 pub mod ctx;
 pub mod dh;
+pub mod discord;
 pub mod error;
 pub mod fsutil;
 pub mod ibkr;
 pub mod keys;
+pub mod outbox;
 pub mod output;
 pub mod secret;
+pub mod store;
 pub mod ticks;
 
 pub use ctx::Ctx;
