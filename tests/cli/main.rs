@@ -1,5 +1,6 @@
 //! The `skim` binary, run as users run it: in a temporary working folder,
 //! with a clean environment, against the loopback simulator.
 
+mod auth_check;
 mod keys_gen;
 mod util;

@@ -88,3 +88,71 @@ impl TestEnv {
 pub fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// A working folder with keys from `skim keys-gen`, a simulator that knows
+/// them, and a 0600 `.env` pointing skim at it.
+pub struct SimEnv {
+    pub env: TestEnv,
+    pub sim: skim_sim::Simulator,
+    pub setup_secret_hex: String,
+    pub access_token_secret: String,
+}
+
+impl SimEnv {
+    pub fn start() -> SimEnv {
+        SimEnv::start_with(|_| {})
+    }
+
+    /// Like [`SimEnv::start`], letting `tune` change the simulator's config.
+    pub fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
+        let env = TestEnv::new();
+        let keys = env.keys_gen();
+        let mut setup = skim_sim::setup::Setup::from_keys_dir(&keys).expect("simulator setup");
+        tune(&mut setup.config);
+        let secret_hex: String = setup
+            .config
+            .access_token_secret
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let sim = skim_sim::Simulator::start(setup.config.clone()).expect("simulator starts");
+        let mut lines: Vec<String> = setup
+            .env_pairs(&sim.base_url())
+            .into_iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        lines.push("SKIM_DB=data/skim.db".to_owned());
+        env.write_env_file(&lines);
+        SimEnv {
+            env,
+            sim,
+            setup_secret_hex: secret_hex,
+            access_token_secret: setup.access_token_secret.clone(),
+        }
+    }
+
+    pub fn skim(&self, args: &[&str]) -> Run {
+        self.env.skim(args)
+    }
+
+    /// Asserts no secret skim holds appears in `run`'s output: the access
+    /// token secret, its decrypted form, private key material.
+    pub fn assert_no_secrets(&self, run: &Run) {
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            !all.contains(&self.access_token_secret),
+            "access token secret leaked: {run:?}"
+        );
+        assert!(
+            !all.contains(&self.setup_secret_hex),
+            "decrypted secret leaked: {run:?}"
+        );
+        assert!(!all.contains("PRIVATE KEY"), "key material leaked: {run:?}");
+        let cache = self.env.path("data/ibkr_session.json");
+        if let Ok(text) = std::fs::read_to_string(cache) {
+            let cached: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let token = cached["token"].as_str().unwrap();
+            assert!(!all.contains(token), "live session token leaked: {run:?}");
+        }
+    }
+}

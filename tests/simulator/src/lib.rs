@@ -90,6 +90,9 @@ pub struct Config {
     pub init_delay: Duration,
     /// Maximum distance between an OAuth timestamp and the real clock.
     pub timestamp_window: Duration,
+    /// Seconds the simulator's clock runs ahead of the real one (negative:
+    /// behind), to play a client machine whose clock is off.
+    pub clock_skew_secs: i64,
     /// TCP port to listen on, 127.0.0.1 only; 0 picks a free one.
     pub port: u16,
     /// Print one line per request on stderr (the binary turns this on).
@@ -137,6 +140,7 @@ impl Config {
             query_signing: QuerySigning::Excluded,
             init_delay: Duration::ZERO,
             timestamp_window: Duration::from_secs(300),
+            clock_skew_secs: 0,
             port: 0,
             log_requests: false,
         }

@@ -157,7 +157,8 @@ fn check_common(state: &State, req: &Incoming, expected: &[&str], method: &str) 
     let timestamp: i64 = p["oauth_timestamp"]
         .parse()
         .context("oauth_timestamp is not a number")?;
-    if (timestamp - unix_seconds()).abs() > config.timestamp_window.as_secs() as i64 {
+    let server_now = unix_seconds() + config.clock_skew_secs;
+    if (timestamp - server_now).abs() > config.timestamp_window.as_secs() as i64 {
         bail!("oauth_timestamp {timestamp} is outside the allowed window");
     }
     let host = req.header("Host").context("missing Host header")?;
