@@ -292,7 +292,7 @@ pub fn parse_dh_prime(value: &str) -> Result<BigUint> {
         return Err(not_hex().into());
     }
     let prime = BigUint::parse_bytes(digits.as_bytes(), 16).ok_or_else(not_hex)?;
-    if prime.bits() < MIN_DH_PRIME_BITS || prime.bit(0) == false {
+    if prime.bits() < MIN_DH_PRIME_BITS || !prime.bit(0) {
         return Err(error::usage(format!(
             "OAUTH_DH_PRIME has {} bits; expected an odd prime of at least {MIN_DH_PRIME_BITS} \
              bits",
