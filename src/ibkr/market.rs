@@ -9,10 +9,10 @@
 //!
 //! Request budget (reference section 6): a scan of 50 scanner results costs
 //! one scanner run, one snapshot pre-flight and usually one more snapshot
-//! poll, at most [`SnapshotOptions::max_polls`] of them. The scanner
-//! parameters, which IBKR allows once per 15 minutes, come from a disk cache
-//! refreshed at most daily; the scanner's answer already carries the conid,
-//! so no contract search is needed for it.
+//! poll: 3 requests. The worst case is 6: a daily refresh of the scanner
+//! parameters (IBKR allows one fetch per 15 minutes, so they are cached on
+//! disk), the run, the pre-flight and the default 3 polls. The scanner's
+//! answer already carries the conid, so no contract search is needed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -47,7 +47,8 @@ pub struct SnapshotOptions {
     /// snapshots about every 500 ms, so polling faster gains nothing.
     pub pause: Duration,
     /// Polls after the pre-flight, at most; each asks only for the conids
-    /// still missing a required field.
+    /// still missing a required field. The default, 3, keeps a scan of up
+    /// to 100 conids within 6 requests (see the module doc).
     pub max_polls: u32,
 }
 
@@ -55,7 +56,7 @@ impl Default for SnapshotOptions {
     fn default() -> Self {
         SnapshotOptions {
             pause: Duration::from_millis(500),
-            max_polls: 4,
+            max_polls: 3,
         }
     }
 }
@@ -252,7 +253,11 @@ impl SnapshotRound {
             });
             let quote = Quote::from_row(&row)?;
             match quote.feed() {
-                Some(feed) if feed.is_unavailable() => dead.push((conid, feed)),
+                Some(feed) if feed.is_unavailable() => {
+                    dead.push((conid, feed));
+                    quotes.push(quote);
+                    continue;
+                }
                 Some(Feed::Delayed | Feed::FrozenDelayed) => {
                     log::warn!("market data for conid {conid} is delayed, not real time")
                 }
@@ -528,6 +533,14 @@ pub fn scanner_params(
         (Err(err), None) => return Err(err),
     };
     let params = ScannerParams::from_json(&raw)?;
+    // An error object or an empty answer would parse as empty lists; cached,
+    // it would break every scan for a day.
+    if params.scan_type_list.is_empty() {
+        bail!(
+            "IBKR's scanner parameters list no scan types: {}",
+            excerpt(&raw.to_string())
+        );
+    }
     write_params_cache(cache_path, now, raw);
     Ok(params)
 }
@@ -590,7 +603,9 @@ pub struct ScanRequest {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScanFilterValue {
     pub code: String,
-    pub value: f64,
+    /// A JSON number; whole values are sent without a fraction, as the
+    /// documentation's example (`"value": 5`) does.
+    pub value: Value,
 }
 
 impl ScanRequest {
@@ -613,6 +628,12 @@ impl ScanRequest {
                 bail!("the \"{}\" scanner filter needs a number", kind.describe());
             }
             let filter = params.find_filter(kind, &request.instrument)?;
+            // Whole numbers up to 2^53 convert to integers exactly.
+            let value = if value.fract() == 0.0 && value.abs() < 9.0e15 {
+                json!(value as i64)
+            } else {
+                json!(value)
+            };
             request.filters.push(ScanFilterValue {
                 code: filter.code.clone(),
                 value,
@@ -1197,7 +1218,7 @@ mod tests {
             serde_json::to_value(&request).unwrap(),
             json!({"instrument": "STOCK.HK", "type": "HIGH_OPEN_GAP", "location": "STK.HK.ASX",
                    "filter": [{"code": "priceAbove", "value": 0.5},
-                              {"code": "volumeAbove", "value": 100000.0}]})
+                              {"code": "volumeAbove", "value": 100000}]})
         );
 
         let mut no_scan = params();
