@@ -199,12 +199,13 @@ impl SnapshotRound {
     /// Conids that lack a required field and whose feed may still deliver
     /// it, in request order.
     pub fn pending(&self) -> Vec<i64> {
+        let required = self.required();
         self.conids
             .iter()
             .copied()
             .filter(|conid| match self.rows.get(conid) {
                 None => true,
-                Some(row) => !is_dead(row) && !fields::has_fields(row, &self.required()),
+                Some(row) => !is_dead(row) && !fields::has_fields(row, &required),
             })
             .collect()
     }
@@ -245,6 +246,7 @@ impl SnapshotRound {
         let mut quotes = Vec::with_capacity(self.conids.len());
         let mut incomplete = Vec::new();
         let mut dead: Vec<(i64, Feed)> = Vec::new();
+        let mut delayed = Vec::new();
         for &conid in &self.conids {
             let row = self.rows.get(&conid).cloned().unwrap_or_else(|| {
                 let mut bare = Map::new();
@@ -258,9 +260,7 @@ impl SnapshotRound {
                     quotes.push(quote);
                     continue;
                 }
-                Some(Feed::Delayed | Feed::FrozenDelayed) => {
-                    log::warn!("market data for conid {conid} is delayed, not real time")
-                }
+                Some(Feed::Delayed | Feed::FrozenDelayed) => delayed.push(conid.to_string()),
                 _ => {}
             }
             let missing: Vec<&str> = required
@@ -279,6 +279,12 @@ impl SnapshotRound {
         if !dead.is_empty() {
             let list: Vec<String> = dead.iter().map(|(c, f)| format!("{c} ({f:?})")).collect();
             log::warn!("no market data feed for conids {}", list.join(", "));
+        }
+        if !delayed.is_empty() {
+            log::warn!(
+                "market data is delayed, not real time, for conids {}",
+                delayed.join(",")
+            );
         }
         if !incomplete.is_empty() {
             log::warn!(
@@ -532,16 +538,22 @@ pub fn scanner_params(
         }
         (Err(err), None) => return Err(err),
     };
-    let params = ScannerParams::from_json(&raw)?;
-    // An error object or an empty answer would parse as empty lists; cached,
-    // it would break every scan for a day.
+    let params = checked_params(&raw)?;
+    write_params_cache(cache_path, now, raw);
+    Ok(params)
+}
+
+/// Reads freshly fetched parameters, refusing an answer without scan types:
+/// an error object or an empty answer would parse as empty lists and, once
+/// cached, break every scan for a day.
+fn checked_params(raw: &Value) -> Result<ScannerParams> {
+    let params = ScannerParams::from_json(raw)?;
     if params.scan_type_list.is_empty() {
         bail!(
             "IBKR's scanner parameters list no scan types: {}",
             excerpt(&raw.to_string())
         );
     }
-    write_params_cache(cache_path, now, raw);
     Ok(params)
 }
 
@@ -1249,6 +1261,16 @@ mod tests {
         ));
         assert!(is_params_cache_fresh(t0, t0 - chrono::TimeDelta::hours(3)));
         assert!(!is_params_cache_fresh(t0, t0 - chrono::TimeDelta::days(2)));
+    }
+
+    #[test]
+    fn empty_or_error_params_are_refused_before_caching() {
+        let err = checked_params(&json!({"error": "too many requests"})).unwrap_err();
+        assert!(err.to_string().contains("too many requests"), "{err}");
+        assert!(checked_params(&json!({})).is_err());
+        assert!(checked_params(&json!({"scan_type_list": 5})).is_err());
+        let p = checked_params(&json!({"scan_type_list": [{"code": "HIGH_OPEN_GAP"}]})).unwrap();
+        assert_eq!(p.scan_type_list[0].code, "HIGH_OPEN_GAP");
     }
 
     #[test]
