@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod connect;
+pub mod fields;
+pub mod market;
 pub mod pacing;
 pub mod sign;
 
