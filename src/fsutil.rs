@@ -2,7 +2,7 @@
 //! that are atomic and private from the first byte.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -10,23 +10,36 @@ use anyhow::{Context, Result};
 
 use crate::error;
 
-/// Refuses `path` when any group or other permission bit is set, like ssh
-/// does for private keys. `what` names the file for the user ("private
-/// signature key", ".env file"). Returns a usage error (exit 2) whose hint
-/// is the `chmod` that fixes it.
-pub fn require_private_mode(path: &Path, what: &str) -> Result<()> {
-    let meta = fs::metadata(path)
-        .with_context(|| format!("failed to read the {what} at {}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(error::usage(format!(
-            "the {what} at {} is readable by others (mode {mode:04o}); it must be 0600",
-            path.display()
-        ))
-        .hint(format!("chmod 600 {}", path.display()))
-        .into());
+/// Fails unless `path` exists and grants no permission to group or others
+/// (`mode & 0o077 == 0`), the rule for every file that holds a secret: key
+/// files, `.env`, the session token cache. `what` names the file's role in
+/// messages ("private key file", "env file"). Both failures are usage
+/// errors naming the file; a loose mode carries the hint `chmod 600 <path>`.
+pub fn require_private_mode(path: &Path, what: &str) -> anyhow::Result<()> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            return Err(error::usage(format!("{what} {} does not exist", path.display())).into());
+        }
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("failed to inspect {what} {}", path.display()));
+        }
+    };
+    check_private_mode(&meta, path, what)
+}
+
+pub fn check_private_mode(meta: &fs::Metadata, path: &Path, what: &str) -> anyhow::Result<()> {
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
     }
-    Ok(())
+    Err(error::usage(format!(
+        "{what} {} has mode {mode:04o}, open to group or others; it must be 0600",
+        path.display()
+    ))
+    .hint(format!("chmod 600 {}", path.display()))
+    .into())
 }
 
 /// Writes `contents` to `path` through a temporary file created with mode

@@ -3,7 +3,7 @@
 //! [`write_key_set`] makes the five files the portal and skim need (two RSA
 //! 2048 key pairs and `dhparam.pem`) and writes them all or none.
 //! [`load_private_key`] reads a private key for signing or decryption and
-//! refuses files others could read, like ssh does; [`require_private_mode`]
+//! refuses files others could read, like ssh does; [`fsutil::require_private_mode`]
 //! is that rule on its own, for the other files that hold secrets. Argument
 //! parsing and printing belong to `skim keys-gen`.
 
@@ -22,6 +22,7 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding
 
 use crate::dh::{self, DhParams};
 use crate::error;
+use crate::fsutil;
 
 /// Private half of the pair that signs the live session token request.
 pub const PRIVATE_SIGNATURE: &str = "private_signature.pem";
@@ -340,43 +341,11 @@ fn write_temporary(dir: &Path, name: &str, bytes: &[u8], private: bool) -> anyho
     Ok(path)
 }
 
-/// Fails unless `path` exists and grants no permission to group or others
-/// (`mode & 0o077 == 0`), the rule for every file that holds a secret: key
-/// files, `.env`, the session token cache. `what` names the file's role in
-/// messages ("private key file", "env file"). Both failures are usage
-/// errors naming the file; a loose mode carries the hint `chmod 600 <path>`.
-pub fn require_private_mode(path: &Path, what: &str) -> anyhow::Result<()> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            return Err(error::usage(format!("{what} {} does not exist", path.display())).into());
-        }
-        Err(err) => {
-            return Err(err)
-                .with_context(|| format!("failed to inspect {what} {}", path.display()));
-        }
-    };
-    check_private_mode(&meta, path, what)
-}
-
-fn check_private_mode(meta: &fs::Metadata, path: &Path, what: &str) -> anyhow::Result<()> {
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 == 0 {
-        return Ok(());
-    }
-    Err(error::usage(format!(
-        "{what} {} has mode {mode:04o}, open to group or others; it must be 0600",
-        path.display()
-    ))
-    .hint(format!("chmod 600 {}", path.display()))
-    .into())
-}
-
 /// Loads an RSA private key from a PEM file, PKCS#1 (`BEGIN RSA PRIVATE
 /// KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`).
 ///
 /// The file is opened, then its mode checked on the open handle (see
-/// [`require_private_mode`]) before a byte is read. A missing file, a loose
+/// [`fsutil::require_private_mode`]) before a byte is read. A missing file, a loose
 /// mode and a file that is not an unencrypted RSA private key are usage
 /// errors naming the file; the message says what was found instead. No
 /// error text quotes the file's contents.
@@ -396,7 +365,7 @@ pub fn load_private_key(path: &Path) -> anyhow::Result<RsaPrivateKey> {
     let meta = file
         .metadata()
         .with_context(|| format!("failed to inspect {}", path.display()))?;
-    check_private_mode(&meta, path, what)?;
+    fsutil::check_private_mode(&meta, path, what)?;
 
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
@@ -829,16 +798,16 @@ mod tests {
         let path = dir.path().join(".env");
         fs::write(&path, "OAUTH_CONSUMER_KEY=ABCDEFGHI\n").unwrap();
         set_mode(&path, 0o600);
-        require_private_mode(&path, "env file").unwrap();
+        fsutil::require_private_mode(&path, "env file").unwrap();
         set_mode(&path, 0o660);
-        let err = require_private_mode(&path, "env file").unwrap_err();
+        let err = fsutil::require_private_mode(&path, "env file").unwrap_err();
         assert_usage(&err);
         assert!(err.to_string().starts_with("env file "), "{err:#}");
         assert_eq!(
             error::hint(&err),
             Some(format!("chmod 600 {}", path.display()).as_str())
         );
-        let err = require_private_mode(&dir.path().join("absent"), "env file").unwrap_err();
+        let err = fsutil::require_private_mode(&dir.path().join("absent"), "env file").unwrap_err();
         assert_usage(&err);
         assert!(err.to_string().contains("does not exist"), "{err:#}");
     }
