@@ -49,6 +49,8 @@ pub enum Command {
     KeysGen(cmd::keys_gen::KeysGenArgs),
     /// Prove, step by step, that skim can sign in to IBKR, and say why not
     AuthCheck(cmd::auth_check::AuthCheckArgs),
+    /// Send a Discord message through the outbox, or deliver what is queued
+    Notify(cmd::notify::NotifyArgs),
 }
 
 #[cfg(test)]

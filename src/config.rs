@@ -146,7 +146,7 @@ impl Config {
             .transpose()?;
         let discord_webhook_url = env
             .get("DISCORD_WEBHOOK_URL")
-            .map(|v| https_url("DISCORD_WEBHOOK_URL", v).map(|_| Secret::new(v)))
+            .map(|v| crate::discord::WebhookUrl::parse(v).map(|_| Secret::new(v)))
             .transpose()
             // The URL may be malformed in a way that echoes the token; name
             // the variable only.

@@ -520,3 +520,17 @@ mod tests {
         );
     }
 }
+
+/// Delivers the queue through the webhook at `webhook_url` (the
+/// `DISCORD_WEBHOOK_URL` setting), or reports that none is set.
+pub fn deliver_with(
+    store: &Store,
+    webhook_url: Option<&crate::secret::Secret>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<DeliveryReport> {
+    let mut webhook = match webhook_url {
+        Some(url) => Some(Webhook::new(discord::WebhookUrl::parse(url.expose())?)?),
+        None => None,
+    };
+    deliver_pending(store, webhook.as_mut(), now)
+}

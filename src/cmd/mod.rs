@@ -3,6 +3,7 @@
 
 pub mod auth_check;
 pub mod keys_gen;
+pub mod notify;
 
 use anyhow::Result;
 use skim_asx::Ctx;
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> Result<()> {
             keys_gen::run(&load(&overrides)?, args)
         }
         Command::AuthCheck(args) => auth_check::run(&load(&overrides)?, args),
+        Command::Notify(args) => notify::run(&load(&overrides)?, args),
     }
 }

@@ -3,4 +3,5 @@
 
 mod auth_check;
 mod keys_gen;
+mod notify;
 mod util;
