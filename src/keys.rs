@@ -780,7 +780,11 @@ mod tests {
             .unwrap();
         let cases = [
             ("public.pem", public_pem.into_bytes(), "public key"),
-            ("dh.pem", DhParams::ffdhe2048().to_pem().into_bytes(), "DH parameters"),
+            (
+                "dh.pem",
+                DhParams::ffdhe2048().to_pem().into_bytes(),
+                "DH parameters",
+            ),
             ("garbage.pem", b"not a key at all".to_vec(), "no PEM block"),
             ("binary.pem", vec![0xff, 0x00, 0xfe], "not text"),
             (
@@ -790,8 +794,13 @@ mod tests {
             ),
             (
                 "encrypted.pem",
-                b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAA==\n-----END ENCRYPTED PRIVATE KEY-----\n"
-                    .to_vec(),
+                [
+                    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+                    "AA==",
+                    "-----END ENCRYPTED PRIVATE KEY-----",
+                ]
+                .join("\n")
+                .into_bytes(),
                 "passphrase",
             ),
         ];
