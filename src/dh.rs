@@ -224,6 +224,22 @@ pub fn read_oauth_prime_hex(path: &Path) -> anyhow::Result<String> {
     Ok(read_params(path)?.oauth_prime_hex())
 }
 
+/// Checks the arguments of [`generate_safe_prime`] without searching, so a
+/// caller can refuse bad input before other slow work: `bits` must lie in
+/// [`MIN_BITS`]..=[`MAX_BITS`] and `threads` must not be 0 (usage errors).
+pub fn validate_search(bits: u64, threads: usize) -> anyhow::Result<()> {
+    if !(MIN_BITS..=MAX_BITS).contains(&bits) {
+        return Err(error::usage(format!(
+            "DH prime size {bits} bits is out of range; expected {MIN_BITS} to {MAX_BITS}"
+        ))
+        .into());
+    }
+    if threads == 0 {
+        return Err(error::usage("DH search thread count is 0; expected at least 1").into());
+    }
+    Ok(())
+}
+
 /// The worker count [`generate_safe_prime`] should use by default: every
 /// core the process may run on, or 1 when that is unknown.
 pub fn default_threads() -> usize {
@@ -235,29 +251,21 @@ pub fn default_threads() -> usize {
 /// order `q`: the kind `openssl dhparam -2` makes. The top two bits of `p`
 /// are set. Starting points come from the thread-local CSPRNG.
 ///
-/// `threads` workers search independently and all stop once one succeeds.
-/// `progress` is called, from worker threads, with the number of candidates
-/// that survived sieving and were put to an exponentiation test so far; it
-/// should return quickly. `q` passes [`MR_ROUNDS`] Miller-Rabin rounds and
-/// `p` is then prime by Pocklington's criterion.
+/// `threads` workers search independently from their own starting points
+/// and all stop once one finds a candidate passing the base-2 tests (Fermat
+/// on `q`, then Pocklington's criterion, which makes `p` prime if `q` is);
+/// `q` is then confirmed with at least [`MR_ROUNDS`] Miller-Rabin rounds
+/// split over the same number of threads. `progress` is called, from worker
+/// threads, with the number of candidates that survived sieving and were
+/// put to an exponentiation so far; it should return quickly.
 ///
-/// Fails with a usage error when `bits` is outside [`MIN_BITS`]..=[`MAX_BITS`]
-/// or `threads` is 0.
+/// Fails with a usage error when [`validate_search`] does.
 pub fn generate_safe_prime(
     bits: u64,
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<BigUint> {
-    if !(MIN_BITS..=MAX_BITS).contains(&bits) {
-        return Err(error::usage(format!(
-            "DH prime size {bits} bits is out of range; expected {MIN_BITS} to {MAX_BITS}"
-        ))
-        .into());
-    }
-    if threads == 0 {
-        return Err(error::usage("DH search thread count is 0; expected at least 1").into());
-    }
-
+    validate_search(bits, threads)?;
     let sieve = Sieve::get();
     let tried = AtomicU64::new(0);
     loop {

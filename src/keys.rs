@@ -121,6 +121,7 @@ pub fn generate_rsa_key() -> anyhow::Result<RsaPrivateKey> {
 /// -pubout` writes them) and [`DH_PARAMS`] (PKCS#3, generator 2).
 ///
 /// Guarantees:
+/// - Bad DH settings fail (usage error) before anything is generated.
 /// - If any of the five files exists and `force` is false, nothing is
 ///   generated or written and the usage error names the files.
 /// - Everything is computed before the folder is touched. The folder is
@@ -138,6 +139,9 @@ pub fn write_key_set(
 ) -> anyhow::Result<KeySetReport> {
     let started = Instant::now();
     let dir = &options.dir;
+    if let DhSource::Generate { bits, threads } = options.dh {
+        dh::validate_search(bits, threads)?;
+    }
     if !options.force {
         refuse_existing(dir)?;
     }
@@ -850,6 +854,35 @@ mod tests {
         let err = require_private_mode(&dir.path().join("absent"), "env file").unwrap_err();
         assert_usage(&err);
         assert!(err.to_string().contains("does not exist"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_dh_settings_fail_before_any_work() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("keys");
+        let options = KeySetOptions {
+            dir: dir.clone(),
+            force: false,
+            dh: DhSource::Generate {
+                bits: 16,
+                threads: 1,
+            },
+        };
+        let calls = Mutex::new(0);
+        let err = write_key_set(&options, &|_| *calls.lock().unwrap() += 1).unwrap_err();
+        assert_usage(&err);
+        assert!(err.to_string().contains("16 bits"), "{err:#}");
+        assert_eq!(*calls.lock().unwrap(), 0, "work started before validation");
+        assert!(!dir.exists());
+
+        let default = DhSource::generate_default();
+        assert_eq!(
+            default,
+            DhSource::Generate {
+                bits: 2048,
+                threads: dh::default_threads()
+            }
+        );
     }
 
     #[test]
