@@ -3,5 +3,5 @@
 
 pub mod dh;
 pub mod error;
-pub mod secret;
 pub mod keys;
+pub mod secret;
