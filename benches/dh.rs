@@ -6,6 +6,7 @@
 //! next safe prime), so compare medians over several runs, not single runs.
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skim_asx::dh;
@@ -28,12 +29,20 @@ fn main() {
 
     let mut skim_times = Vec::with_capacity(runs);
     for run in 1..=runs {
+        let tested = AtomicU64::new(0);
         let start = Instant::now();
-        let prime =
-            dh::generate_safe_prime(BITS, threads, &|_| {}).expect("safe prime generation failed");
+        let prime = dh::generate_safe_prime(BITS, threads, &|count| {
+            tested.fetch_max(count, Ordering::Relaxed);
+        })
+        .expect("safe prime generation failed");
         let elapsed = start.elapsed();
         assert_eq!(prime.bits(), BITS);
-        eprintln!("skim run {run}/{runs}: {:.2} s", elapsed.as_secs_f64());
+        let tested = tested.into_inner();
+        eprintln!(
+            "skim run {run}/{runs}: {:.2} s, {tested} candidates tested ({:.0}/s)",
+            elapsed.as_secs_f64(),
+            tested as f64 / elapsed.as_secs_f64()
+        );
         skim_times.push(elapsed);
     }
 

@@ -122,6 +122,7 @@ pub fn generate_rsa_key() -> anyhow::Result<RsaPrivateKey> {
 /// -pubout` writes them) and [`DH_PARAMS`] (PKCS#3, generator 2).
 ///
 /// Guarantees:
+/// - Bad DH settings fail (usage error) before anything is generated.
 /// - If any of the five files exists and `force` is false, nothing is
 ///   generated or written and the usage error names the files.
 /// - Everything is computed before the folder is touched. The folder is
@@ -139,6 +140,9 @@ pub fn write_key_set(
 ) -> anyhow::Result<KeySetReport> {
     let started = Instant::now();
     let dir = &options.dir;
+    if let DhSource::Generate { bits, threads } = options.dh {
+        dh::validate_search(bits, threads)?;
+    }
     if !options.force {
         refuse_existing(dir)?;
     }
@@ -749,7 +753,11 @@ mod tests {
             .unwrap();
         let cases = [
             ("public.pem", public_pem.into_bytes(), "public key"),
-            ("dh.pem", DhParams::ffdhe2048().to_pem().into_bytes(), "DH parameters"),
+            (
+                "dh.pem",
+                DhParams::ffdhe2048().to_pem().into_bytes(),
+                "DH parameters",
+            ),
             ("garbage.pem", b"not a key at all".to_vec(), "no PEM block"),
             ("binary.pem", vec![0xff, 0x00, 0xfe], "not text"),
             (
@@ -759,8 +767,13 @@ mod tests {
             ),
             (
                 "encrypted.pem",
-                b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAA==\n-----END ENCRYPTED PRIVATE KEY-----\n"
-                    .to_vec(),
+                [
+                    "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+                    "AA==",
+                    "-----END ENCRYPTED PRIVATE KEY-----",
+                ]
+                .join("\n")
+                .into_bytes(),
                 "passphrase",
             ),
         ];
@@ -810,6 +823,35 @@ mod tests {
         let err = fsutil::require_private_mode(&dir.path().join("absent"), "env file").unwrap_err();
         assert_usage(&err);
         assert!(err.to_string().contains("does not exist"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_dh_settings_fail_before_any_work() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("keys");
+        let options = KeySetOptions {
+            dir: dir.clone(),
+            force: false,
+            dh: DhSource::Generate {
+                bits: 16,
+                threads: 1,
+            },
+        };
+        let calls = Mutex::new(0);
+        let err = write_key_set(&options, &|_| *calls.lock().unwrap() += 1).unwrap_err();
+        assert_usage(&err);
+        assert!(err.to_string().contains("16 bits"), "{err:#}");
+        assert_eq!(*calls.lock().unwrap(), 0, "work started before validation");
+        assert!(!dir.exists());
+
+        let default = DhSource::generate_default();
+        assert_eq!(
+            default,
+            DhSource::Generate {
+                bits: 2048,
+                threads: dh::default_threads()
+            }
+        );
     }
 
     #[test]
