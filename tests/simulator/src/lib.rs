@@ -31,6 +31,7 @@
 
 pub mod http;
 pub mod oauth;
+pub mod scenario;
 pub mod session;
 pub mod setup;
 
