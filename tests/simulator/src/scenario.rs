@@ -239,7 +239,8 @@ impl Scenario {
             if !symbols.insert(name.as_str()) {
                 bail!("instrument {name} is listed twice");
             }
-            let all_conids = std::iter::once(inst.conid).chain(inst.other_listings.iter().map(|l| l.conid));
+            let all_conids =
+                std::iter::once(inst.conid).chain(inst.other_listings.iter().map(|l| l.conid));
             for conid in all_conids {
                 if !conids.insert(conid) {
                     bail!("conid {conid} of {name} is used twice");
@@ -250,7 +251,8 @@ impl Scenario {
             {
                 bail!("scanner rank {rank} of {name} is used twice");
             }
-            inst.validate(self.date).with_context(|| format!("instrument {name}"))?;
+            inst.validate(self.date)
+                .with_context(|| format!("instrument {name}"))?;
         }
         let mut ids = HashSet::new();
         for ann in &self.announcements {
@@ -367,7 +369,10 @@ impl Instrument {
         let mut previous: Option<NaiveDate> = None;
         for bar in &self.daily_bars {
             if bar.date >= date || previous.is_some_and(|p| bar.date <= p) {
-                bail!("daily bar {} is out of order or not before {date}", bar.date);
+                bail!(
+                    "daily bar {} is out of order or not before {date}",
+                    bar.date
+                );
             }
             previous = Some(bar.date);
             check_ohlc(bar.o, bar.h, bar.l, bar.c)
@@ -549,24 +554,67 @@ impl Scenario {
         ];
         let date = NaiveDate::from_ymd_opt(2026, 3, 2).expect("a real date");
         let instruments = shapes.iter().map(|s| example_instrument(s, date)).collect();
-        let ann = |code: &str, time: (u32, u32), sensitive: bool, headline: &str, pages, id: &str| {
-            Announcement {
-                code: code.to_string(),
-                time: hhmm_const(time.0, time.1),
-                price_sensitive: sensitive,
-                headline: headline.to_string(),
-                pages,
-                ids_id: id.to_string(),
-                file_size: format!("{:.1}KB", 40.0 + f64::from(pages) * 37.5),
-            }
-        };
+        let ann =
+            |code: &str, time: (u32, u32), sensitive: bool, headline: &str, pages, id: &str| {
+                Announcement {
+                    code: code.to_string(),
+                    time: hhmm_const(time.0, time.1),
+                    price_sensitive: sensitive,
+                    headline: headline.to_string(),
+                    pages,
+                    ids_id: id.to_string(),
+                    file_size: format!("{:.1}KB", 40.0 + f64::from(pages) * 37.5),
+                }
+            };
         let announcements = vec![
-            ann("BHP", (7, 45), true, "Iron Ore Production Update & Guidance", 6, "03061102"),
-            ann("LTR", (8, 12), true, "Half Year Financial Report", 28, "03061140"),
-            ann("14D", (8, 31), true, "Binding Offtake Agreement & Capital Raising", 12, "03061177"),
-            ann("CBA", (8, 50), false, "Change of Director's Interest Notice", 1, "03061203"),
-            ann("PLS", (9, 5), true, "Quarterly Activities Report", 19, "03061231"),
-            ann("WTC", (12, 30), false, "Appendix 3Y <Director> \"Interest\"", 2, "03061590"),
+            ann(
+                "BHP",
+                (7, 45),
+                true,
+                "Iron Ore Production Update & Guidance",
+                6,
+                "03061102",
+            ),
+            ann(
+                "LTR",
+                (8, 12),
+                true,
+                "Half Year Financial Report",
+                28,
+                "03061140",
+            ),
+            ann(
+                "14D",
+                (8, 31),
+                true,
+                "Binding Offtake Agreement & Capital Raising",
+                12,
+                "03061177",
+            ),
+            ann(
+                "CBA",
+                (8, 50),
+                false,
+                "Change of Director's Interest Notice",
+                1,
+                "03061203",
+            ),
+            ann(
+                "PLS",
+                (9, 5),
+                true,
+                "Quarterly Activities Report",
+                19,
+                "03061231",
+            ),
+            ann(
+                "WTC",
+                (12, 30),
+                false,
+                "Appendix 3Y <Director> \"Interest\"",
+                2,
+                "03061590",
+            ),
         ];
         Scenario {
             date,
@@ -588,7 +636,10 @@ fn example_instrument(shape: &Shape, date: NaiveDate) -> Instrument {
             .find(|r| p >= r.lower_edge)
             .map_or(0.01, |r| r.increment)
     };
-    let open = on_step(shape.prior_close * shape.open_ratio, step_at(shape.prior_close));
+    let open = on_step(
+        shape.prior_close * shape.open_ratio,
+        step_at(shape.prior_close),
+    );
     let minutes = 16 * 60 + 11 - 10 * 60;
     let mut bars = Vec::new();
     let mut previous_close = open;
@@ -597,7 +648,11 @@ fn example_instrument(shape: &Shape, date: NaiveDate) -> Instrument {
         let wiggle = (f64::from(minute) * 0.9).sin() * 0.006;
         let target = open * (1.0 + shape.drift * progress + wiggle);
         let step = step_at(target);
-        let o = if minute == shape.first_minute { open } else { previous_close };
+        let o = if minute == shape.first_minute {
+            open
+        } else {
+            previous_close
+        };
         let c = on_step(target, step);
         let h = on_step(o.max(c) + step * f64::from(1 + minute % 3), step);
         let l = on_step(o.min(c) - step * f64::from(1 + minute % 2), step);
@@ -630,7 +685,10 @@ fn example_instrument(shape: &Shape, date: NaiveDate) -> Instrument {
             shape.prior_close
         } else {
             let swing = (back * 1.3).sin() * 0.02 - back * 0.003;
-            on_step(shape.prior_close * (1.0 + swing), step_at(shape.prior_close))
+            on_step(
+                shape.prior_close * (1.0 + swing),
+                step_at(shape.prior_close),
+            )
         };
         let step = step_at(close);
         let o = on_step(close * (1.0 - 0.005 * (back * 0.7).cos()), step);
@@ -729,8 +787,15 @@ mod tests {
         }
         assert!(gap("PLS") < 3.0);
         let zip = day.by_symbol("ZIP").unwrap();
-        assert!(zip.quote(zip.bars_until(day.date, at(10, 12, 30))).open.is_none());
-        assert!(zip.quote(zip.bars_until(day.date, at(10, 13, 0))).has_traded());
+        assert!(
+            zip.quote(zip.bars_until(day.date, at(10, 12, 30)))
+                .open
+                .is_none()
+        );
+        assert!(
+            zip.quote(zip.bars_until(day.date, at(10, 13, 0)))
+                .has_traded()
+        );
     }
 
     #[test]
