@@ -84,7 +84,15 @@ const CHANGED_LAYOUT: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-const SENSITIVE_ICON: &str = r#"<img src="/asx/v2/markets/image/icon-price-sensitive.svg" class="pricesens" alt="asterix" title="price sensitive" height="12.5" width="6">"#;
+const SENSITIVE_ICON: &str = concat!(
+    r#"<img src="/asx/v2/markets/image/icon-price-sensitive.svg" class="pricesens""#,
+    r#" alt="asterix" title="price sensitive" height="12.5" width="6">"#
+);
+
+const PDF_LINK: &str = concat!(
+    r#"<a style="text-decoration: none;" target="_blank""#,
+    r#" href="/asx/v2/statistics/displayAnnouncement.do?display=pdf&amp;idsId="#
+);
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -122,7 +130,7 @@ fn row(out: &mut String, date: &str, ann: &Announcement) {
 \t\t\t\t</td>
 \t\t\t\t{sensitive}
 \t\t\t\t<td>
-\t\t\t\t\t<a style=\"text-decoration: none;\" target=\"_blank\" href=\"/asx/v2/statistics/displayAnnouncement.do?display=pdf&amp;idsId={id}\">
+\t\t\t\t\t{PDF_LINK}{id}\">
 \t\t\t\t\t\t{headline}
 \t\t\t\t\t\t<br>
 \t\t\t\t\t\t<!-- <span style=\"color: red;\">PDF</span> -->

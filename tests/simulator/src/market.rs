@@ -206,7 +206,11 @@ fn scanner_params(state: &mut State, now: Instant) -> Reply {
                     "display_name": "US Stocks",
                     "type": "STK",
                     "locations": [
-                        { "display_name": "Listed/NASDAQ", "type": "STK.US.MAJOR", "locations": [] },
+                        {
+                            "display_name": "Listed/NASDAQ",
+                            "type": "STK.US.MAJOR",
+                            "locations": [],
+                        },
                     ],
                 },
                 {
