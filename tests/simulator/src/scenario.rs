@@ -350,7 +350,9 @@ impl Instrument {
             bail!("increment_rules must start at lower_edge 0");
         }
         if rules.windows(2).any(|w| w[1].lower_edge <= w[0].lower_edge)
-            || rules.iter().any(|r| !r.increment.is_finite() || r.increment <= 0.0)
+            || rules
+                .iter()
+                .any(|r| !r.increment.is_finite() || r.increment <= 0.0)
         {
             bail!("increment_rules must have rising edges and positive increments");
         }

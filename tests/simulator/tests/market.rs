@@ -68,12 +68,16 @@ fn scanner_runs_list_gap_ups_in_order_and_refuse_bad_requests() {
         std::thread::sleep(Duration::from_millis(1050));
         client.send("POST", "/iserver/scanner/run", body)
     };
-    let gap = r#"{"instrument":"STOCK.HK","type":"HIGH_OPEN_GAP","location":"STK.HK.ASX","filter":[]}"#;
+    let gap =
+        r#"{"instrument":"STOCK.HK","type":"HIGH_OPEN_GAP","location":"STK.HK.ASX","filter":[]}"#;
 
     sim.set_now(sydney("09:30:00"));
     let before = run(gap);
     assert_eq!(before.status, 200, "{}", before.body);
-    assert!(symbols(&before.json()).is_empty(), "no gaps before the open");
+    assert!(
+        symbols(&before.json()).is_empty(),
+        "no gaps before the open"
+    );
 
     sim.set_now(sydney("10:15:00"));
     let after = run(gap).json();
@@ -85,8 +89,10 @@ fn scanner_runs_list_gap_ups_in_order_and_refuse_bad_requests() {
     assert_eq!(after["contracts"][3]["scan_data"], "+3.56%");
     assert!(after["scan_data_column_name"].is_string());
 
-    let filtered = run(r#"{"instrument":"STOCK.HK","type":"HIGH_OPEN_GAP","location":"STK.HK.ASX",
-        "filter":[{"code":"priceAbove","value":40}]}"#);
+    let filtered = run(
+        r#"{"instrument":"STOCK.HK","type":"HIGH_OPEN_GAP","location":"STK.HK.ASX",
+        "filter":[{"code":"priceAbove","value":40}]}"#,
+    );
     assert_eq!(symbols(&filtered.json()), ["WTC", "BHP", "CBA"]);
 
     for bad in [
@@ -122,7 +128,10 @@ fn secdef_search_lists_every_listing_of_a_symbol() {
     assert_eq!(entries[1]["sections"][0]["secType"], "STK");
 
     let unknown = client.get("/iserver/secdef/search?symbol=NOPE");
-    assert_eq!((unknown.status, unknown.json()), (200, serde_json::json!([])));
+    assert_eq!(
+        (unknown.status, unknown.json()),
+        (200, serde_json::json!([]))
+    );
     assert_eq!(client.get("/iserver/secdef/search").status, 400);
 }
 
@@ -144,7 +153,10 @@ fn snapshots_need_priming_then_a_preflight_then_give_the_subscribed_fields() {
         ["conid", "conidEx"]
     );
     let before = client.get(&target).json();
-    assert_eq!(before[0]["31"], "C45.00", "prior close before the first trade");
+    assert_eq!(
+        before[0]["31"], "C45.00",
+        "prior close before the first trade"
+    );
     assert_eq!(before[0]["7741"], "45.00");
     assert!(before[0].get("7295").is_none(), "no open before the open");
     assert!(before[0].get("87").is_none());
@@ -166,15 +178,25 @@ fn snapshots_need_priming_then_a_preflight_then_give_the_subscribed_fields() {
     assert!(bhp["_updated"].as_i64().unwrap() == sydney("10:05:00").timestamp_millis());
     assert_eq!(open[1]["31"], "C1.50", "ZIP has not traded by 10:05");
     sim.set_now(sydney("10:20:00"));
-    assert!(!client.get(&target).json()[1]["31"].as_str().unwrap().starts_with('C'));
+    assert!(
+        !client.get(&target).json()[1]["31"]
+            .as_str()
+            .unwrap()
+            .starts_with('C')
+    );
 
-    let unsubscribed = client.get(&format!("/iserver/marketdata/snapshot?conids={BHP}&fields=7051"));
+    let unsubscribed = client.get(&format!(
+        "/iserver/marketdata/snapshot?conids={BHP}&fields=7051"
+    ));
     assert!(
         unsubscribed.json()[0].get("7051").is_none(),
         "only fields named in the first call are streamed"
     );
     let many: Vec<String> = (0..101).map(|i| (BHP + i).to_string()).collect();
-    let too_many = client.get(&format!("/iserver/marketdata/snapshot?conids={}", many.join(",")));
+    let too_many = client.get(&format!(
+        "/iserver/marketdata/snapshot?conids={}",
+        many.join(",")
+    ));
     assert_eq!(too_many.status, 400);
 }
 
@@ -213,11 +235,20 @@ fn history_gives_bars_up_to_the_simulated_now() {
     assert_eq!(bars["startTime"], "20260301-23:00:00");
 
     let daily = client
-        .get(&format!("/iserver/marketdata/history?conid={BHP}&bar=1d&period=1m"))
+        .get(&format!(
+            "/iserver/marketdata/history?conid={BHP}&bar=1d&period=1m"
+        ))
         .json();
     let days = daily["data"].as_array().unwrap();
-    assert_eq!(days.len(), 16, "15 earlier days from 30 days back, and today so far");
-    assert_eq!(days[14]["c"], 45.0, "the last earlier close is the prior close");
+    assert_eq!(
+        days.len(),
+        16,
+        "15 earlier days from 30 days back, and today so far"
+    );
+    assert_eq!(
+        days[14]["c"], 45.0,
+        "the last earlier close is the prior close"
+    );
     assert_eq!(days[15]["c"], data[9]["c"]);
 
     for bad in [
@@ -237,7 +268,9 @@ fn contract_rules_carry_the_scenario_increments() {
     client.open_session(true);
     sim.set_now(sydney("10:30:00"));
     let info = client
-        .get(&format!("/iserver/contract/{D14}/info-and-rules?isBuy=true"))
+        .get(&format!(
+            "/iserver/contract/{D14}/info-and-rules?isBuy=true"
+        ))
         .json();
     assert_eq!(info["exchange"], "ASX");
     assert_eq!(info["currency"], "AUD");
@@ -254,10 +287,16 @@ fn contract_rules_carry_the_scenario_increments() {
         )
         .json();
     assert_eq!(posted["increment"], 0.01);
-    let unknown = client.send("POST", "/iserver/contract/rules", r#"{"conid":1,"isBuy":true}"#);
+    let unknown = client.send(
+        "POST",
+        "/iserver/contract/rules",
+        r#"{"conid":1,"isBuy":true}"#,
+    );
     assert_eq!(unknown.status, 400);
     assert_eq!(
-        client.get("/iserver/contract/1/info-and-rules?isBuy=true").status,
+        client
+            .get("/iserver/contract/1/info-and-rules?isBuy=true")
+            .status,
         400
     );
 }

@@ -70,7 +70,14 @@ pub fn exchange(
     stream.read_to_string(&mut raw).unwrap();
     let (head, rest) = raw.split_once("\r\n\r\n").expect("a complete HTTP answer");
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -94,7 +101,13 @@ pub fn post_json(addr: SocketAddr, target: &str, user_agent: &str, body: &str) -
 
 /// A GET with a User-Agent and nothing else.
 pub fn get(addr: SocketAddr, target: &str) -> Answer {
-    exchange(addr, "GET", target, &[("User-Agent", "Mozilla/5.0 (test)".into())], "")
+    exchange(
+        addr,
+        "GET",
+        target,
+        &[("User-Agent", "Mozilla/5.0 (test)".into())],
+        "",
+    )
 }
 
 /// RFC 3986 encoding, as OAuth wants it.
@@ -191,7 +204,13 @@ impl Client {
             ("User-Agent", "market-test".to_string()),
             ("Content-Length", "0".to_string()),
         ];
-        let answer = exchange(self.addr, "POST", "/v1/api/oauth/live_session_token", &headers, "");
+        let answer = exchange(
+            self.addr,
+            "POST",
+            "/v1/api/oauth/live_session_token",
+            &headers,
+            "",
+        );
         assert_eq!(answer.status, 200, "{}", answer.body);
         let body = answer.json();
         let b = BigUint::parse_bytes(
@@ -224,7 +243,13 @@ impl Client {
             headers.push(("Content-Length", body.len().to_string()));
             headers.push(("Content-Type", "application/json".to_string()));
         }
-        exchange(self.addr, method, &format!("/v1/api{target}"), &headers, body)
+        exchange(
+            self.addr,
+            method,
+            &format!("/v1/api{target}"),
+            &headers,
+            body,
+        )
     }
 
     pub fn get(&self, target: &str) -> Answer {
