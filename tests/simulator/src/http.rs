@@ -144,7 +144,8 @@ impl From<Reply> for Handled {
 
 /// The listening socket and its workers; dropping it stops them.
 pub(crate) struct Server {
-    server: Arc<tiny_http::Server>,
+    /// `None` only while dropping.
+    server: Option<Arc<tiny_http::Server>>,
     stopping: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -165,7 +166,7 @@ impl Server {
             })
             .collect();
         Ok(Server {
-            server,
+            server: Some(server),
             stopping,
             workers,
         })
@@ -173,6 +174,8 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.server
+            .as_ref()
+            .expect("the server runs until dropped")
             .server_addr()
             .to_ip()
             .expect("bound to a TCP address")
@@ -181,13 +184,25 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let addr = self.addr();
         self.stopping.store(true, Ordering::SeqCst);
+        let Some(server) = self.server.take() else {
+            return;
+        };
         // Each unblock wakes exactly one worker blocked in recv().
         for _ in &self.workers {
-            self.server.unblock();
+            server.unblock();
         }
         for worker in self.workers.drain(..) {
             let _ = worker.join();
+        }
+        drop(server);
+        // tiny_http closes its listener from its accept thread a moment
+        // after the server is dropped; wait for that, so that a dropped
+        // simulator has surely left its port.
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        while Instant::now() < deadline && std::net::TcpStream::connect(addr).is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 }
