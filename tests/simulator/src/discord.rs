@@ -474,6 +474,21 @@ mod tests {
     }
 
     #[test]
+    fn the_minute_window_refuses_the_thirty_first() {
+        let mut recent = VecDeque::new();
+        let start = Instant::now();
+        // 30 requests, one every 400 ms: never 5 within 2 s.
+        for i in 0..30 {
+            let at = start + Duration::from_millis(i * 400);
+            assert!(take_slot(&mut recent, at, false).is_ok(), "request {i}");
+        }
+        let at = start + Duration::from_millis(12_000);
+        let wait = take_slot(&mut recent, at, false).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(48));
+        assert!(take_slot(&mut recent, start + Duration::from_secs(60), false).is_ok());
+    }
+
+    #[test]
     fn limits_are_checked_with_the_error_tree() {
         let long = "x".repeat(257);
         let bad =

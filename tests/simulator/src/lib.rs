@@ -9,6 +9,12 @@
 //! independent of the `skim-asx` crate: both sides implement the reference
 //! separately, so a bug shared by client and server cannot hide.
 //!
+//! Beside the session it plays a trading day from a [`Scenario`]: IBKR's
+//! scanner, contract search and rules, snapshots and history (`market`),
+//! the ASX announcements page (`asx`) and a Discord webhook (`discord`),
+//! all answering for the market clock set with [`Simulator::set_now`] or
+//! `POST /sim/clock` (`control`).
+//!
 //! Tests build a [`Config`] (usually with [`Setup::from_keys_dir`]), start a
 //! [`Simulator`] on port 0, point the client at [`Simulator::base_url`],
 //! switch [`Faults`] on while it runs, and assert on the request log:

@@ -7,6 +7,10 @@
 //! starts the penalty box, during which every request gets 429. Limits are
 //! counted on the real clock; prices come from the simulated one, which
 //! stands still until it is set again.
+//!
+//! Not modelled: trading halts (no `H` prefix on field 31), and the history
+//! endpoint's limit of 5 concurrent requests, which the server's 4 workers
+//! cannot exceed, so it never answers 429 for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -501,7 +505,8 @@ fn field_value(market: &Market, conid: u64, code: &str) -> Option<String> {
         "55" => inst.symbol.clone(),
         "70" => price_text(quote.high?),
         "71" => price_text(quote.low?),
-        "82" => format!("{change:.3}").trim_end_matches('0').to_string(),
+        "82" if change < 0.0 => format!("-{}", price_text(-change)),
+        "82" => price_text(change),
         "83" => format!("{:.2}", change / inst.prior_close * 100.0),
         "84" => price_text(quote.last - tick),
         "86" => price_text(quote.last + tick),
