@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
-use crate::{RequestRecord, Shared, State, lock, session};
+use crate::{RequestRecord, Shared, State, asx, control, discord, lock, market, session};
 
 /// Every endpoint lives under this path, as at `https://api.ibkr.com/v1/api`.
 pub const API_PREFIX: &str = "/v1/api";
@@ -70,6 +70,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// Response body.
     pub body: String,
+    /// Further headers, such as Discord's `X-RateLimit-*`.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -79,7 +81,34 @@ impl Reply {
             status,
             content_type: "application/json",
             body: body.to_string(),
+            headers: Vec::new(),
         }
+    }
+
+    /// An HTML page, as the ASX serves it.
+    pub fn html(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/html;charset=UTF-8",
+            body: body.to_string(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An answer without a body, such as Discord's 204.
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain",
+            body: String::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same answer with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// A plain-text answer, as IBKR gives for "no bridge".
@@ -88,6 +117,7 @@ impl Reply {
             status,
             content_type: "text/plain",
             body: body.to_string(),
+            headers: Vec::new(),
         }
     }
 
@@ -114,7 +144,8 @@ impl From<Reply> for Handled {
 
 /// The listening socket and its workers; dropping it stops them.
 pub(crate) struct Server {
-    server: Arc<tiny_http::Server>,
+    /// `None` only while dropping.
+    server: Option<Arc<tiny_http::Server>>,
     stopping: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -135,7 +166,7 @@ impl Server {
             })
             .collect();
         Ok(Server {
-            server,
+            server: Some(server),
             stopping,
             workers,
         })
@@ -143,6 +174,8 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.server
+            .as_ref()
+            .expect("the server runs until dropped")
             .server_addr()
             .to_ip()
             .expect("bound to a TCP address")
@@ -151,13 +184,25 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let addr = self.addr();
         self.stopping.store(true, Ordering::SeqCst);
+        let Some(server) = self.server.take() else {
+            return;
+        };
         // Each unblock wakes exactly one worker blocked in recv().
         for _ in &self.workers {
-            self.server.unblock();
+            server.unblock();
         }
         for worker in self.workers.drain(..) {
             let _ = worker.join();
+        }
+        drop(server);
+        // tiny_http closes its listener from its accept thread a moment
+        // after the server is dropped; wait for that, so that a dropped
+        // simulator has surely left its port.
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        while Instant::now() < deadline && std::net::TcpStream::connect(addr).is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 }
@@ -216,16 +261,59 @@ fn answer(mut request: tiny_http::Request, shared: &Shared) {
     let reply = handled.reply;
     let content_type =
         tiny_http::Header::from_bytes("Content-Type", reply.content_type).expect("valid header");
-    let response = tiny_http::Response::from_string(reply.body)
+    let mut response = tiny_http::Response::from_string(reply.body)
         .with_status_code(reply.status)
         .with_header(content_type);
+    for (name, value) in &reply.headers {
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(header);
+        }
+    }
     // A client that hung up early is its own problem, not the server's.
     let _ = request.respond(response);
+}
+
+/// Routes requests for the other servers the simulator plays (the ASX
+/// page, Discord) and its own control endpoints, which IBKR's checks and
+/// faults do not touch; `None` for IBKR's requests.
+fn dispatch_other(state: &mut State, req: &Incoming, now: Instant) -> Option<Reply> {
+    if req.path.starts_with(control::PREFIX) {
+        return Some(control::serve(state, req));
+    }
+    if req.path == asx::PAGE_PATH {
+        if req.method != "GET" {
+            return Some(Reply::html(
+                405,
+                "<html><body>Method Not Allowed</body></html>\n",
+            ));
+        }
+        let State { market, faults, .. } = state;
+        return Some(asx::serve(&market.scenario, market.now, &mut faults.asx));
+    }
+    match discord::parse_path(&req.path)? {
+        Err(reply) => Some(reply),
+        Ok((id, token)) => {
+            let State {
+                discord, faults, ..
+            } = state;
+            Some(discord::serve(
+                discord,
+                &mut faults.discord,
+                req,
+                id,
+                token,
+                now,
+            ))
+        }
+    }
 }
 
 /// Applies the checks every request goes through, then routes it.
 fn dispatch(state: &mut State, req: &Incoming) -> Handled {
     let now = Instant::now();
+    if let Some(reply) = dispatch_other(state, req, now) {
+        return reply.into();
+    }
     if let Some(reply) = penalty_box(state, now) {
         return reply.into();
     }
@@ -260,6 +348,7 @@ fn dispatch(state: &mut State, req: &Incoming) -> Handled {
         };
     }
     let reply = session::route(state, req, api_path, now)
+        .or_else(|| market::route(state, req, api_path, now))
         .unwrap_or_else(|| Reply::error(404, &format!("no endpoint {} {api_path}", req.method)));
     Handled {
         reply,
@@ -308,9 +397,12 @@ fn record(state: &mut State, req: &Incoming, handled: &Handled) {
         } else {
             "unsigned"
         };
+        // The path of a webhook carries its token, a secret.
         eprintln!(
             "skim-sim: {} {}{query} -> {} ({signed})",
-            record.method, record.path, record.status
+            record.method,
+            discord::redact_path(&record.path),
+            record.status
         );
     }
     state.log.push(record);

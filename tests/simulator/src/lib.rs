@@ -9,6 +9,12 @@
 //! independent of the `skim-asx` crate: both sides implement the reference
 //! separately, so a bug shared by client and server cannot hide.
 //!
+//! Beside the session it plays a trading day from a [`Scenario`]: IBKR's
+//! scanner, contract search and rules, snapshots and history (`market`),
+//! the ASX announcements page (`asx`) and a Discord webhook (`discord`),
+//! all answering for the market clock set with [`Simulator::set_now`] or
+//! `POST /sim/clock` (`control`).
+//!
 //! Tests build a [`Config`] (usually with [`Setup::from_keys_dir`]), start a
 //! [`Simulator`] on port 0, point the client at [`Simulator::base_url`],
 //! switch [`Faults`] on while it runs, and assert on the request log:
@@ -29,8 +35,13 @@
 //! # }
 //! ```
 
+pub mod asx;
+pub mod control;
+pub mod discord;
 pub mod http;
+pub mod market;
 pub mod oauth;
+pub mod scenario;
 pub mod session;
 pub mod setup;
 
@@ -39,11 +50,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use num_bigint::BigUint;
 use rsa::RsaPublicKey;
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 
+pub use asx::AsxFaults;
+pub use discord::{DiscordFaults, DiscordMessage};
+pub use scenario::Scenario;
 pub use setup::Setup;
 
 /// Where the simulator expects query parameters when it rebuilds the base
@@ -209,6 +224,10 @@ pub struct Faults {
     pub penalty: Option<Duration>,
     /// Sleep this long before answering any request.
     pub delay: Duration,
+    /// Faults of the ASX announcements page.
+    pub asx: AsxFaults,
+    /// Faults of the Discord webhook.
+    pub discord: DiscordFaults,
 }
 
 /// One request as the simulator saw it.
@@ -248,6 +267,8 @@ pub(crate) struct State {
     pub session: session::Session,
     pub log: Vec<RequestRecord>,
     pub handshakes: usize,
+    pub market: market::Market,
+    pub discord: discord::Sink,
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -279,6 +300,8 @@ impl Simulator {
             session: session::Session::default(),
             log: Vec::new(),
             handshakes: 0,
+            market: market::Market::new(Scenario::example()),
+            discord: discord::Sink::new(),
         }));
         let server = http::Server::start(port, Arc::clone(&shared))?;
         Ok(Simulator { shared, server })
@@ -364,5 +387,64 @@ impl Simulator {
     /// Whether the brokerage session is authenticated right now.
     pub fn is_brokerage_authenticated(&self) -> bool {
         lock(&self.shared).session.is_authenticated(Instant::now())
+    }
+
+    /// Plays another trading day (the example day until this is called).
+    /// The market clock moves to 07:00 Sydney on its date and snapshot
+    /// subscriptions are dropped.
+    pub fn set_scenario(&self, scenario: Scenario) {
+        lock(&self.shared).market.set_scenario(scenario);
+    }
+
+    /// The trading day being played.
+    pub fn scenario(&self) -> Scenario {
+        lock(&self.shared).market.scenario.clone()
+    }
+
+    /// Sets the market's "now"; it stands still until set again. Prices,
+    /// bars, scanner results and the announcements page follow it.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        lock(&self.shared).market.now = now;
+    }
+
+    /// The market's "now".
+    pub fn now(&self) -> DateTime<Utc> {
+        lock(&self.shared).market.now
+    }
+
+    /// How long the penalty box lasts after a pacing violation (scanner
+    /// params within 15 minutes, snapshots over 10/s, scanner runs over
+    /// 1/s); 10 minutes unless changed.
+    pub fn set_penalty_period(&self, period: Duration) {
+        lock(&self.shared).market.penalty = period;
+    }
+
+    /// The announcements page URL, for `ASX_ANNOUNCEMENTS_URL`.
+    pub fn asx_url(&self) -> String {
+        format!("http://{}{}", self.addr(), asx::PAGE_PATH)
+    }
+
+    /// The webhook URL with its random token, for `DISCORD_WEBHOOK_URL`.
+    /// It is a secret, as a real webhook URL is.
+    pub fn discord_webhook_url(&self) -> String {
+        format!(
+            "http://{}{}",
+            self.addr(),
+            lock(&self.shared).discord.path()
+        )
+    }
+
+    /// Every message the webhook accepted, oldest first.
+    pub fn discord_messages(&self) -> Vec<DiscordMessage> {
+        lock(&self.shared).discord.messages.clone()
+    }
+
+    /// The environment for the other services: `ASX_ANNOUNCEMENTS_URL` and
+    /// `DISCORD_WEBHOOK_URL`, to add to [`Setup::env_pairs`].
+    pub fn service_env_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ASX_ANNOUNCEMENTS_URL", self.asx_url()),
+            ("DISCORD_WEBHOOK_URL", self.discord_webhook_url()),
+        ]
     }
 }

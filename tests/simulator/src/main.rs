@@ -1,5 +1,6 @@
-//! `skim-sim`: runs the IBKR simulator for people (demos, manual testing).
-//! It prints the environment a client needs, logs each request on stderr
+//! `skim-sim`: runs the IBKR simulator for people (demos, manual testing),
+//! with the ASX announcements page and a Discord webhook beside it. It
+//! prints the environment a client needs, logs each request on stderr
 //! and serves until killed. Flags are parsed by hand to keep the crate
 //! light.
 
@@ -10,17 +11,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use skim_sim::{Faults, QuerySigning, Setup, Simulator};
+use chrono::{DateTime, Utc};
+use skim_sim::{Faults, QuerySigning, Scenario, Setup, Simulator};
 
 const USAGE: &str = "\
 usage: skim-sim --keys-dir DIR [options]
 
 Plays IBKR's Web API on 127.0.0.1 for the keys in DIR (public_signature.pem,
-public_encryption.pem, dhparam.pem) and prints the client's environment.
+public_encryption.pem, dhparam.pem), with the ASX announcements page and a
+Discord webhook, and prints the client's environment. The market plays a
+scenario (a trading day) on a clock that stands still until moved with
+POST /sim/clock {\"now\": RFC3339}; GET /sim/state dumps what was received.
 
 options:
   --keys-dir DIR                 folder made by `skim keys-gen` (required)
   --port N                       port to listen on (default: any free port)
+  --scenario FILE                trading day to play (default: the built-in example)
+  --now RFC3339                  market clock (default: 07:00 Sydney on the day)
+  --penalty-secs N               penalty box after a pacing 429 (default 600)
   --env-out FILE                 write the environment to FILE (mode 0600)
   --live                         serve a live account (U...) instead of paper
   --query-in-signature           require query pairs in signed base strings
@@ -45,6 +53,9 @@ struct Args {
     query_signing: QuerySigning,
     init_delay: Duration,
     lst_lifetime: Option<Duration>,
+    scenario: Option<PathBuf>,
+    now: Option<DateTime<Utc>>,
+    penalty: Option<Duration>,
     faults: Faults,
 }
 
@@ -83,10 +94,24 @@ fn run(args: Args) -> Result<()> {
     if args.live {
         *config = config.clone().with_live_account();
     }
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::from_path(path)?,
+        None => Scenario::example(),
+    };
     let sim = Simulator::start(setup.config.clone())?;
     sim.set_faults(args.faults);
+    sim.set_scenario(scenario);
+    if let Some(now) = args.now {
+        sim.set_now(now);
+    }
+    if let Some(period) = args.penalty {
+        sim.set_penalty_period(period);
+    }
 
-    let lines = setup.env_lines(&sim.base_url());
+    let mut lines = setup.env_lines(&sim.base_url());
+    for (key, value) in sim.service_env_pairs() {
+        lines.push_str(&format!("{key}={value}\n"));
+    }
     match &args.env_out {
         Some(path) => {
             write_private(path, &lines)?;
@@ -134,6 +159,9 @@ fn parse_args(args: &[String]) -> Result<Args> {
         query_signing: QuerySigning::Excluded,
         init_delay: Duration::ZERO,
         lst_lifetime: None,
+        scenario: None,
+        now: None,
+        penalty: None,
         faults: Faults::default(),
     };
     let mut keys_dir = None;
@@ -144,6 +172,15 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--keys-dir" => keys_dir = Some(PathBuf::from(value()?)),
             "--port" => parsed.port = number(flag, value()?)?,
             "--env-out" => parsed.env_out = Some(PathBuf::from(value()?)),
+            "--scenario" => parsed.scenario = Some(PathBuf::from(value()?)),
+            "--now" => {
+                let text = value()?;
+                let now = skim_sim::control::parse_now(text).map_err(anyhow::Error::msg)?;
+                parsed.now = Some(now);
+            }
+            "--penalty-secs" => {
+                parsed.penalty = Some(Duration::from_secs(number(flag, value()?)?));
+            }
             "--live" => parsed.live = true,
             "--query-in-signature" => parsed.query_signing = QuerySigning::Included,
             "--init-delay-ms" => parsed.init_delay = Duration::from_millis(number(flag, value()?)?),
@@ -205,8 +242,17 @@ mod tests {
             "1",
             "--live",
             "--query-in-signature",
+            "--now",
+            "2026-03-02T10:15:00+11:00",
+            "--scenario",
+            "day.json",
         ]))
         .unwrap();
+        assert_eq!(
+            args.now.map(|t| t.to_rfc3339()),
+            Some("2026-03-01T23:15:00+00:00".to_string())
+        );
+        assert_eq!(args.scenario, Some(PathBuf::from("day.json")));
         assert_eq!(args.keys_dir, PathBuf::from("k"));
         assert_eq!(args.port, 8080);
         assert_eq!(args.faults.server_error, Some((503, 2)));
@@ -227,5 +273,9 @@ mod tests {
         assert!(parse_args(&strings(&["--keys-dir", "k", "--fault-5xx", "500:0"])).is_err());
         assert!(parse_args(&strings(&["--keys-dir"])).is_err());
         assert!(parse_args(&strings(&["--keys-dir", "k", "--bogus"])).is_err());
+        let bad_now = parse_args(&strings(&["--keys-dir", "k", "--now", "10:15"]))
+            .err()
+            .unwrap();
+        assert!(bad_now.to_string().contains("RFC 3339"), "{bad_now}");
     }
 }

@@ -852,7 +852,9 @@ fn binary_prints_the_environment_and_serves() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(text.lines().count(), 5);
+    assert_eq!(text.lines().count(), 7);
+    assert!(text.contains("ASX_ANNOUNCEMENTS_URL=http://127.0.0.1:"));
+    assert!(text.contains("DISCORD_WEBHOOK_URL=http://127.0.0.1:"));
     assert_eq!(answer.status, 401);
     assert!(line.contains("GET /v1/api/tickle -> 401"), "{line}");
 }
