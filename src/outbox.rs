@@ -273,6 +273,20 @@ fn record_failure(store: &Store, id: i64, now: DateTime<Utc>, reason: &str) -> a
         .with_context(|| format!("failed to record the failed delivery of notification {id}"))
 }
 
+/// Delivers the queue through the webhook at `webhook_url` (the
+/// `DISCORD_WEBHOOK_URL` setting), or reports that none is set.
+pub fn deliver_with(
+    store: &Store,
+    webhook_url: Option<&crate::secret::Secret>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<DeliveryReport> {
+    let mut webhook = match webhook_url {
+        Some(url) => Some(Webhook::new(discord::WebhookUrl::parse(url.expose())?)?),
+        None => None,
+    };
+    deliver_pending(store, webhook.as_mut(), now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,18 +533,4 @@ mod tests {
             "rolled back with the caller"
         );
     }
-}
-
-/// Delivers the queue through the webhook at `webhook_url` (the
-/// `DISCORD_WEBHOOK_URL` setting), or reports that none is set.
-pub fn deliver_with(
-    store: &Store,
-    webhook_url: Option<&crate::secret::Secret>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<DeliveryReport> {
-    let mut webhook = match webhook_url {
-        Some(url) => Some(Webhook::new(discord::WebhookUrl::parse(url.expose())?)?),
-        None => None,
-    };
-    deliver_pending(store, webhook.as_mut(), now)
 }
