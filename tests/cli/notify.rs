@@ -64,3 +64,50 @@ fn bad_input_is_a_usage_error() {
     run.expect_code(2);
     assert!(run.stderr.contains("DISCORD_WEBHOOK_URL"), "{run:?}");
 }
+
+#[test]
+fn delivers_to_the_simulated_discord_and_retries_what_was_queued() {
+    let s = crate::util::SimEnv::start();
+    let mut env = s.env;
+    let url = s.sim.discord_webhook_url();
+    let token = url.rsplit('/').next().unwrap().to_owned();
+    env.set("DISCORD_WEBHOOK_URL", &url);
+
+    s.sim.faults(|f| f.discord.unknown_webhook = true);
+    let gone = env.skim(&["notify", "first"]);
+    gone.expect_code(1);
+    assert!(s.sim.discord_messages().is_empty());
+
+    s.sim.faults(|f| f.discord.unknown_webhook = false);
+    s.sim.faults(|f| f.discord.rate_limited_next = 1);
+    let run = env.skim(&[
+        "notify",
+        "--title",
+        "Scan",
+        "--field",
+        "BHP=+5.2%",
+        "second",
+        "--json",
+    ]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(
+        doc["delivery"]["sent"], 2,
+        "the queued one went first: {doc}"
+    );
+    assert_eq!(doc["delivery"]["queued"], 0);
+    let sent = s.sim.discord_messages();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].payload["content"], "first");
+    assert_eq!(sent[1].payload["embeds"][0]["title"], "Scan");
+    assert_eq!(
+        sent[1].payload["allowed_mentions"]["parse"],
+        serde_json::json!([])
+    );
+    for run in [&gone, &run] {
+        assert!(
+            !run.stdout.contains(&token) && !run.stderr.contains(&token),
+            "{run:?}"
+        );
+    }
+}
