@@ -22,7 +22,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 use skim_sim::{Config, QuerySigning, Setup, Simulator};
 
-const DHPARAM_FFDHE2048: &str = include_str!("data/ffdhe2048.pem");
+const DHPARAM_FFDHE2048: &str = include_str!("data/ffdhe2048-dhparam.txt");
 
 fn vector_keys() -> (RsaPrivateKey, RsaPrivateKey) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/oauth_vectors.json");

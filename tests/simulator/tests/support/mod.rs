@@ -282,7 +282,7 @@ fn keys_dir(name: &str) -> (PathBuf, RsaPrivateKey, RsaPrivateKey) {
     };
     std::fs::write(dir.join("public_signature.pem"), public(&signature)).unwrap();
     std::fs::write(dir.join("public_encryption.pem"), public(&encryption)).unwrap();
-    let dhparam = include_str!("../data/ffdhe2048.pem");
+    let dhparam = include_str!("../data/ffdhe2048-dhparam.txt");
     std::fs::write(dir.join("dhparam.pem"), dhparam).unwrap();
     (dir, signature, encryption)
 }
