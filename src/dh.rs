@@ -798,6 +798,7 @@ fn first_pem_label(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::openssl_present;
     use std::process::Command;
     use std::sync::atomic::AtomicU64;
 
@@ -812,17 +813,6 @@ YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
 ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 -----END DH PARAMETERS-----
 ";
-
-    fn openssl_present() -> bool {
-        let found = Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("skipping: openssl not found on PATH");
-        }
-        found
-    }
 
     /// The prime `openssl dhparam -text` prints, as one lowercase hex string.
     fn openssl_printed_prime(path: &Path) -> String {

@@ -440,6 +440,7 @@ fn first_pem_block(text: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::openssl_present;
     use rsa::RsaPublicKey;
     use rsa::pkcs1::EncodeRsaPrivateKey;
     use rsa::pkcs8::DecodePublicKey;
@@ -479,17 +480,6 @@ mod tests {
 
     fn assert_usage(err: &anyhow::Error) {
         assert_eq!(error::exit_kind(err), error::ExitKind::Usage, "{err:#}");
-    }
-
-    fn openssl_present() -> bool {
-        let found = Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("skipping: openssl not found on PATH");
-        }
-        found
     }
 
     fn openssl_accepts(args: &[&str], path: &Path) {

@@ -17,4 +17,7 @@ pub mod secret;
 pub mod store;
 pub mod ticks;
 
+#[cfg(test)]
+mod testutil;
+
 pub use ctx::Ctx;

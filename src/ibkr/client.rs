@@ -507,12 +507,7 @@ impl Client {
             self.pacer.borrow_mut().wait(path);
             let last = attempt == attempts;
             match self.exchange(method, path, query, body) {
-                Ok(answer) if answer.status == 429 => {
-                    return Err(match self.pause() {
-                        Some(pause) => pause.record(Utc::now()),
-                        None => anyhow::anyhow!("IBKR rate limit (HTTP 429)"),
-                    });
-                }
+                Ok(answer) if answer.status == 429 => return Err(self.rate_limited()),
                 Ok(answer) if answer.status >= 500 && !last => {
                     log::warn!("IBKR answered {} to GET {path}; retrying", answer.status);
                 }
@@ -627,12 +622,7 @@ impl Client {
         match answer.status {
             200 => {}
             401 => return Err(handshake_rejected(&answer.text)),
-            429 => {
-                return Err(match self.pause() {
-                    Some(pause) => pause.record(Utc::now()),
-                    None => anyhow::anyhow!("IBKR rate limit (HTTP 429)"),
-                });
-            }
+            429 => return Err(self.rate_limited()),
             status => {
                 return Err(ApiError {
                     method: "POST".into(),
@@ -692,6 +682,15 @@ impl Client {
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         Ok(url)
+    }
+
+    /// Records a 429 (pausing all traffic, see `pacing`) and returns the
+    /// error to report.
+    fn rate_limited(&self) -> anyhow::Error {
+        match self.pause() {
+            Some(pause) => pause.record(Utc::now()),
+            None => anyhow::anyhow!("IBKR rate limit (HTTP 429)"),
+        }
     }
 
     fn pause(&self) -> Option<RateLimitPause> {
@@ -895,19 +894,6 @@ pub fn excerpt(text: &str) -> String {
         out.push_str("...");
     }
     out
-}
-
-/// Convenience for callers holding a secret-free error text.
-pub fn is_unanswered(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|cause| cause.downcast_ref::<Unanswered>().is_some())
-}
-
-/// The HTTP status of an [`ApiError`] in `err`'s chain.
-pub fn api_status(err: &anyhow::Error) -> Option<u16> {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<ApiError>())
-        .map(|e| e.status)
 }
 
 #[cfg(test)]
