@@ -68,7 +68,7 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn the_page_has_the_fixture_shape_and_lists_released_announcements_newest_first() {
-    let (sim, ..) = start_sim("asx-page");
+    let sim = start_sim("asx-page");
     sim.set_now(sydney("13:00:00"));
     let page = get(sim.addr(), PAGE);
     assert_eq!(page.status, 200);
@@ -120,7 +120,7 @@ fn the_page_has_the_fixture_shape_and_lists_released_announcements_newest_first(
 
 #[test]
 fn the_page_is_empty_before_the_first_release_and_grows_with_the_clock() {
-    let (sim, ..) = start_sim("asx-morning");
+    let sim = start_sim("asx-morning");
     sim.set_now(sydney("07:44:59"));
     let morning = get(sim.addr(), PAGE).body;
     assert!(!morning.contains("<table"));
@@ -138,7 +138,7 @@ fn the_page_is_empty_before_the_first_release_and_grows_with_the_clock() {
 
 #[test]
 fn page_faults_give_500_and_a_changed_layout() {
-    let (sim, ..) = start_sim("asx-faults");
+    let sim = start_sim("asx-faults");
     sim.set_now(sydney("10:00:00"));
     sim.faults(|f| f.asx.server_error_next = 1);
     assert_eq!(get(sim.addr(), PAGE).status, 500);
@@ -160,7 +160,7 @@ fn webhook_target(sim: &skim_sim::Simulator, query: &str) -> String {
 
 #[test]
 fn the_webhook_accepts_messages_like_discord() {
-    let (sim, ..) = start_sim("discord-ok");
+    let sim = start_sim("discord-ok");
     let embed = json!({
         "embeds": [{
             "title": "Scan",
@@ -196,7 +196,7 @@ fn the_webhook_accepts_messages_like_discord() {
 
 #[test]
 fn the_webhook_refuses_bodies_over_discord_limits() {
-    let (sim, ..) = start_sim("discord-limits");
+    let sim = start_sim("discord-limits");
     let target = webhook_target(&sim, "?wait=true");
     let text = |n: usize| "x".repeat(n);
     let field = json!({ "name": "n", "value": "v" });
@@ -257,7 +257,7 @@ fn the_webhook_refuses_bodies_over_discord_limits() {
 
 #[test]
 fn the_webhook_paces_five_per_two_seconds_with_429_bodies() {
-    let (sim, ..) = start_sim("discord-429");
+    let sim = start_sim("discord-429");
     let target = webhook_target(&sim, "");
     let post = || post_json(sim.addr(), &target, UA, r#"{"content":"tick"}"#);
     for _ in 0..5 {
@@ -279,7 +279,7 @@ fn the_webhook_paces_five_per_two_seconds_with_429_bodies() {
 
 #[test]
 fn the_webhook_answers_404_for_unknown_webhooks_and_plays_faults() {
-    let (sim, ..) = start_sim("discord-404");
+    let sim = start_sim("discord-404");
     let target = webhook_target(&sim, "");
     let (id, token) = target
         .trim_start_matches("/api/webhooks/")
@@ -312,7 +312,7 @@ fn the_webhook_answers_404_for_unknown_webhooks_and_plays_faults() {
 
 #[test]
 fn control_endpoints_move_the_clock_and_dump_state_without_the_token() {
-    let (sim, ..) = start_sim("control");
+    let sim = start_sim("control");
     let addr = sim.addr();
     let moved = post_json(
         addr,

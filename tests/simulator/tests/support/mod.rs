@@ -1,7 +1,9 @@
-//! A small signed client for the market tests, written from the reference
-//! (sections 2 and 3) without the simulator's own OAuth code, plus plain
-//! HTTP for the ASX page, the Discord webhook and the control endpoints.
-//! Each test binary uses a different part of it.
+//! The tests' own client for the simulator: IBKR's OAuth written from the
+//! reference (sections 2 and 3) without the simulator's OAuth code, since a
+//! bug shared by both sides would otherwise pass unnoticed, with ways to
+//! spoil a signature on purpose; plus plain HTTP for the ASX page, the
+//! Discord webhook and the control endpoints. Each test binary uses a
+//! different part of it.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -22,7 +24,7 @@ use rsa::{Pkcs1v15Encrypt, RsaPrivateKey};
 use serde_json::Value;
 use sha1::Sha1;
 use sha2::Sha256;
-use skim_sim::{Setup, Simulator};
+use skim_sim::{Config, Setup, Simulator};
 
 /// An HTTP answer, read to the end.
 #[derive(Debug)]
@@ -33,11 +35,13 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The body as JSON; panics, showing the status and body, if it is not.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
     }
 
+    /// The first header named `name`, matched without regard to case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -46,7 +50,9 @@ impl Answer {
     }
 }
 
-/// Sends one HTTP/1.1 request and reads the answer until the server closes.
+/// Sends one HTTP/1.1 request with `body` after the headers and reads the
+/// whole answer; `Connection: close` lets the answer end at EOF. Headers go
+/// out as given, so tests can leave out `Content-Length` or `User-Agent`.
 pub fn exchange(
     addr: SocketAddr,
     method: &str,
@@ -110,8 +116,8 @@ pub fn get(addr: SocketAddr, target: &str) -> Answer {
     )
 }
 
-/// RFC 3986 encoding, as OAuth wants it.
-fn enc(text: &str) -> String {
+/// RFC 3986 encoding, written out byte by byte as OAuth wants it.
+pub fn enc(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -123,27 +129,49 @@ fn enc(text: &str) -> String {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, two digits a byte.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_secs() -> String {
+/// The wall clock in Unix seconds, as an OAuth timestamp wants it.
+pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_secs()
-        .to_string()
+        .as_secs() as i64
 }
 
-/// The client side of IBKR's OAuth with one live session token.
+fn random_nonce() -> String {
+    hex(&rand::thread_rng().r#gen::<[u8; 8]>())
+}
+
+/// The body `ssodh/init` takes to open the brokerage session.
+pub const INIT_BODY: &str = r#"{"publish":true,"compete":true}"#;
+
+/// How to sign one request; the defaults give a correct one.
+#[derive(Default)]
+pub struct Sign {
+    /// A fixed nonce instead of a random one, to test replays.
+    pub nonce: Option<String>,
+    /// A fixed timestamp instead of the clock, to test the window.
+    pub timestamp: Option<i64>,
+    /// Signs the query parameters too (they never go in the header).
+    pub include_query: bool,
+    /// Flips a bit of the signature after computing it.
+    pub tamper: bool,
+}
+
+/// The client side of IBKR's OAuth, as the reference describes it. The
+/// credentials are public so tests can inspect or spoil them.
 pub struct Client {
     pub addr: SocketAddr,
-    consumer_key: String,
-    access_token: String,
-    signature_key: RsaPrivateKey,
-    secret: Vec<u8>,
-    prime: BigUint,
-    token: Vec<u8>,
+    pub consumer_key: String,
+    pub access_token: String,
+    pub signature_key: RsaPrivateKey,
+    pub secret: Vec<u8>,
+    pub prime: BigUint,
+    token: Option<Vec<u8>>,
 }
 
 impl Client {
@@ -151,34 +179,7 @@ impl Client {
         format!("http://{}/v1/api{path}", self.addr)
     }
 
-    /// The signed `Authorization` header for `method` on `path`, with
-    /// `extra` parameters (the DH challenge) and the key `sign` makes.
-    fn authorization(
-        &self,
-        method: &str,
-        path: &str,
-        extra: &[(&str, String)],
-        signature_method: &str,
-        prepend: &str,
-        sign: impl Fn(&str) -> Vec<u8>,
-    ) -> String {
-        let nonce = hex(&rand::thread_rng().r#gen::<[u8; 8]>());
-        let mut params: Vec<(String, String)> = vec![
-            ("oauth_consumer_key".into(), self.consumer_key.clone()),
-            ("oauth_nonce".into(), nonce),
-            ("oauth_signature_method".into(), signature_method.into()),
-            ("oauth_timestamp".into(), now_secs()),
-            ("oauth_token".into(), self.access_token.clone()),
-        ];
-        params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        params.sort();
-        let joined: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let base = format!(
-            "{prepend}{method}&{}&{}",
-            enc(&self.url(path)),
-            enc(&joined.join("&"))
-        );
-        params.push(("oauth_signature".into(), BASE64.encode(sign(&base))));
+    fn header(params: &[(String, String)]) -> String {
         let items: Vec<String> = params
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", enc(v)))
@@ -186,22 +187,48 @@ impl Client {
         format!("OAuth realm=\"limited_poa\", {}", items.join(", "))
     }
 
-    /// Runs the live session token handshake and keeps the token.
-    fn handshake(&mut self) {
+    fn oauth_params(&self, method: &str, nonce: String, timestamp: i64) -> Vec<(String, String)> {
+        vec![
+            ("oauth_consumer_key".into(), self.consumer_key.clone()),
+            ("oauth_nonce".into(), nonce),
+            ("oauth_signature_method".into(), method.into()),
+            ("oauth_timestamp".into(), timestamp.to_string()),
+            ("oauth_token".into(), self.access_token.clone()),
+        ]
+    }
+
+    fn base(prepend: &str, method: &str, url: &str, params: &mut [(String, String)]) -> String {
+        params.sort();
+        let joined: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{prepend}{method}&{}&{}", enc(url), enc(&joined.join("&")))
+    }
+
+    /// Runs the live session token handshake, signing with `key` (the
+    /// right one unless a test says otherwise). Only when the server
+    /// answers 200 and its `live_session_token_signature` matches the
+    /// token computed here is the token kept and `Ok` returned; any other
+    /// answer comes back as `Err`.
+    pub fn handshake_with(&mut self, key: &RsaPrivateKey, sign: Sign) -> Result<Answer, Answer> {
         let a = rand::thread_rng().gen_biguint(256);
-        let challenge = BigUint::from(2u8).modpow(&a, &self.prime).to_str_radix(16);
-        let key = SigningKey::<Sha256>::new(self.signature_key.clone());
-        let header = self.authorization(
-            "POST",
-            "/oauth/live_session_token",
-            &[("diffie_hellman_challenge", challenge)],
+        let challenge = BigUint::from(2u8).modpow(&a, &self.prime);
+        let mut params = self.oauth_params(
             "RSA-SHA256",
-            &hex(&self.secret),
-            |base| key.sign(base.as_bytes()).to_vec(),
+            sign.nonce.unwrap_or_else(random_nonce),
+            sign.timestamp.unwrap_or_else(now_secs),
         );
+        params.push((
+            "diffie_hellman_challenge".into(),
+            challenge.to_str_radix(16),
+        ));
+        let url = self.url("/oauth/live_session_token");
+        let base = Self::base(&hex(&self.secret), "POST", &url, &mut params);
+        let signature = SigningKey::<Sha256>::new(key.clone())
+            .sign(base.as_bytes())
+            .to_vec();
+        params.push(("oauth_signature".into(), BASE64.encode(signature)));
         let headers = [
-            ("Authorization", header),
-            ("User-Agent", "market-test".to_string()),
+            ("Authorization", Self::header(&params)),
+            ("User-Agent", "sim-test".to_string()),
             ("Content-Length", "0".to_string()),
         ];
         let answer = exchange(
@@ -211,105 +238,174 @@ impl Client {
             &headers,
             "",
         );
-        assert_eq!(answer.status, 200, "{}", answer.body);
+        if answer.status != 200 {
+            return Err(answer);
+        }
+
         let body = answer.json();
-        let b = BigUint::parse_bytes(
+        let response = BigUint::parse_bytes(
             body["diffie_hellman_response"].as_str().unwrap().as_bytes(),
             16,
         )
         .unwrap();
-        let mut k = b.modpow(&a, &self.prime).to_bytes_be();
-        if k[0] & 0x80 != 0 {
-            k.insert(0, 0);
+        let shared = response.modpow(&a, &self.prime);
+        // Java's toByteArray: a sign byte when the top bit is set.
+        let mut k_bytes = shared.to_bytes_be();
+        if k_bytes[0] >= 0x80 {
+            k_bytes.insert(0, 0);
         }
-        let mut mac = Hmac::<Sha1>::new_from_slice(&k).unwrap();
+        let mut mac = Hmac::<Sha1>::new_from_slice(&k_bytes).unwrap();
         mac.update(&self.secret);
-        self.token = mac.finalize().into_bytes().to_vec();
+        let token = mac.finalize().into_bytes().to_vec();
+        let mut check = Hmac::<Sha1>::new_from_slice(&token).unwrap();
+        check.update(self.consumer_key.as_bytes());
+        if hex(&check.finalize().into_bytes()) != body["live_session_token_signature"] {
+            return Err(answer);
+        }
+        self.token = Some(token);
+        Ok(answer)
     }
 
-    /// Sends an HMAC-signed request; `target` is an API path with any query.
-    pub fn send(&self, method: &str, target: &str, body: &str) -> Answer {
-        let path = target.split_once('?').map_or(target, |(p, _)| p);
-        let header = self.authorization(method, path, &[], "HMAC-SHA256", "", |base| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(&self.token).unwrap();
-            mac.update(base.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        });
+    /// Runs a correct handshake and returns the server's answer; panics
+    /// unless it is accepted and validated.
+    pub fn handshake(&mut self) -> Answer {
+        let key = self.signature_key.clone();
+        self.handshake_with(&key, Sign::default())
+            .expect("handshake accepted and validated")
+    }
+
+    /// Sends an HMAC-signed request to `target` (an API path, maybe with a
+    /// query), signed as `sign` says. POSTs carry `body` as JSON. The
+    /// answer's body comes back trimmed. Panics without a live session
+    /// token, so call [`Client::handshake`] first.
+    pub fn send_with(&self, method: &str, target: &str, body: &str, sign: Sign) -> Answer {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut params = self.oauth_params(
+            "HMAC-SHA256",
+            sign.nonce.unwrap_or_else(random_nonce),
+            sign.timestamp.unwrap_or_else(now_secs),
+        );
+        if sign.include_query {
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap();
+                params.push((k.to_string(), v.to_string()));
+            }
+        }
+        let mut signed: Vec<(String, String)> = params.clone();
+        let base = Self::base("", method, &self.url(path), &mut signed);
+        let token = self.token.as_ref().expect("a live session token");
+        let mut mac = Hmac::<Sha256>::new_from_slice(token).unwrap();
+        mac.update(base.as_bytes());
+        let mut signature = mac.finalize().into_bytes().to_vec();
+        if sign.tamper {
+            signature[0] ^= 1;
+        }
+        let mut header_params: Vec<(String, String)> = params
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("oauth_"))
+            .collect();
+        header_params.push(("oauth_signature".into(), BASE64.encode(signature)));
+        header_params.sort();
         let mut headers = vec![
-            ("Authorization", header),
-            ("User-Agent", "market-test".to_string()),
+            ("Authorization", Self::header(&header_params)),
+            ("User-Agent", "sim-test".to_string()),
         ];
         if method == "POST" {
             headers.push(("Content-Length", body.len().to_string()));
             headers.push(("Content-Type", "application/json".to_string()));
         }
-        exchange(
+        let mut answer = exchange(
             self.addr,
             method,
             &format!("/v1/api{target}"),
             &headers,
             body,
-        )
+        );
+        answer.body = answer.body.trim().to_string();
+        answer
     }
 
+    /// [`Client::send_with`], signed correctly.
+    pub fn send(&self, method: &str, target: &str, body: &str) -> Answer {
+        self.send_with(method, target, body, Sign::default())
+    }
+
+    /// A correctly signed GET of `target`.
     pub fn get(&self, target: &str) -> Answer {
         self.send("GET", target, "")
     }
 
-    /// Opens the brokerage session; `prime` also calls `/iserver/accounts`.
+    /// Opens the brokerage session; with `prime`, also calls
+    /// `/iserver/accounts`. Panics unless each call answers 200.
     pub fn open_session(&self, prime: bool) {
-        let init = self.send("POST", "/iserver/auth/ssodh/init", r#"{"publish":true}"#);
+        let init = self.send("POST", "/iserver/auth/ssodh/init", INIT_BODY);
         assert_eq!(init.status, 200, "{}", init.body);
         if prime {
-            assert_eq!(self.get("/iserver/accounts").status, 200);
+            let accounts = self.get("/iserver/accounts");
+            assert_eq!(accounts.status, 200, "{}", accounts.body);
         }
     }
 }
 
-/// A keys folder with public keys only, as the simulator reads it.
-fn keys_dir(name: &str) -> (PathBuf, RsaPrivateKey, RsaPrivateKey) {
+/// The test vectors' signature and encryption keys, in that order.
+pub fn vector_keys() -> (RsaPrivateKey, RsaPrivateKey) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/oauth_vectors.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let v = &json["vectors"][0];
     let key = |name: &str| RsaPrivateKey::from_pkcs1_pem(v[name].as_str().unwrap()).unwrap();
-    let (signature, encryption) = (key("private_signature_pem"), key("private_encryption_pem"));
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("skim-sim-market-{name}"));
+    (key("private_signature_pem"), key("private_encryption_pem"))
+}
+
+/// A keys folder like `skim keys-gen` makes, minus the private files, under
+/// the target's temporary folder; `name` must be unique among the tests.
+pub fn keys_dir(name: &str, signature: &RsaPrivateKey, encryption: &RsaPrivateKey) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("skim-sim-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let public = |key: &RsaPrivateKey| {
         key.to_public_key()
             .to_public_key_pem(LineEnding::LF)
             .unwrap()
     };
-    std::fs::write(dir.join("public_signature.pem"), public(&signature)).unwrap();
-    std::fs::write(dir.join("public_encryption.pem"), public(&encryption)).unwrap();
+    std::fs::write(dir.join("public_signature.pem"), public(signature)).unwrap();
+    std::fs::write(dir.join("public_encryption.pem"), public(encryption)).unwrap();
     let dhparam = include_str!("../data/ffdhe2048-dhparam.txt");
     std::fs::write(dir.join("dhparam.pem"), dhparam).unwrap();
-    (dir, signature, encryption)
+    dir
 }
 
-/// Starts a simulator playing the example day.
-pub fn start_sim(name: &str) -> (Simulator, Setup, RsaPrivateKey, RsaPrivateKey) {
-    let (dir, signature, encryption) = keys_dir(name);
-    let setup = Setup::from_keys_dir(&dir).unwrap();
+/// Starts a simulator playing the example day from a keys folder, lets the
+/// test adjust the config first, and returns it with a client holding the
+/// matching credentials but no live session token yet.
+pub fn start_with(name: &str, tweak: impl FnOnce(&mut Config)) -> (Simulator, Client, Setup) {
+    let (signature, encryption) = vector_keys();
+    let mut setup = Setup::from_keys_dir(&keys_dir(name, &signature, &encryption)).unwrap();
+    tweak(&mut setup.config);
     let sim = Simulator::start(setup.config.clone()).unwrap();
-    (sim, setup, signature, encryption)
-}
-
-/// Starts a simulator and a client that has done the handshake.
-pub fn start(name: &str) -> (Simulator, Client) {
-    let (sim, setup, signature_key, encryption) = start_sim(name);
     let env: std::collections::HashMap<_, _> =
         setup.env_pairs(&sim.base_url()).into_iter().collect();
     let ciphertext = BASE64.decode(&env["OAUTH_ACCESS_TOKEN_SECRET"]).unwrap();
-    let mut client = Client {
+    let client = Client {
         addr: sim.addr(),
         consumer_key: env["OAUTH_CONSUMER_KEY"].clone(),
         access_token: env["OAUTH_ACCESS_TOKEN"].clone(),
-        signature_key,
+        signature_key: signature,
         secret: encryption.decrypt(Pkcs1v15Encrypt, &ciphertext).unwrap(),
         prime: BigUint::parse_bytes(env["OAUTH_DH_PRIME"].as_bytes(), 16).unwrap(),
-        token: Vec::new(),
+        token: None,
     };
+    (sim, client, setup)
+}
+
+/// Starts a simulator with the default config, for tests that need no
+/// signed client.
+pub fn start_sim(name: &str) -> Simulator {
+    start_with(name, |_| {}).0
+}
+
+/// Starts a simulator with the default config and a client that has done
+/// the handshake.
+pub fn start(name: &str) -> (Simulator, Client) {
+    let (sim, mut client, _) = start_with(name, |_| {});
     client.handshake();
     (sim, client)
 }
