@@ -49,6 +49,8 @@ pub enum Command {
     KeysGen(cmd::keys_gen::KeysGenArgs),
     /// Prove, step by step, that skim can sign in to IBKR, and say why not
     AuthCheck(cmd::auth_check::AuthCheckArgs),
+    /// Find today's gap-up stocks with a price-sensitive ASX announcement
+    Scan(cmd::scan::ScanArgs),
     /// Send a Discord message through the outbox, or deliver what is queued
     Notify(cmd::notify::NotifyArgs),
 }

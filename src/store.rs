@@ -54,6 +54,30 @@ pub const MIGRATIONS: &[&str] = &[
          sent_at TEXT
      );
      CREATE INDEX outbox_by_status ON outbox (status, id);",
+    // 2: the scan's candidates, one row per trading date and ticker, and one
+    // row per scanned date (so a re-run knows it is one).
+    "CREATE TABLE candidates (
+         date TEXT NOT NULL,
+         ticker TEXT NOT NULL,
+         conid INTEGER NOT NULL,
+         gap_pct REAL NOT NULL,
+         prior_close REAL NOT NULL,
+         open REAL NOT NULL,
+         last REAL NOT NULL,
+         volume INTEGER NOT NULL,
+         headline TEXT NOT NULL,
+         announced_at TEXT NOT NULL,
+         pdf_url TEXT NOT NULL,
+         first_seen_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL,
+         PRIMARY KEY (date, ticker)
+     );
+     CREATE TABLE scans (
+         date TEXT PRIMARY KEY,
+         first_at TEXT NOT NULL,
+         last_at TEXT NOT NULL,
+         runs INTEGER NOT NULL
+     );",
 ];
 
 /// How long a statement waits for another skim process's write lock before

@@ -4,6 +4,7 @@
 pub mod auth_check;
 pub mod keys_gen;
 pub mod notify;
+pub mod scan;
 
 use anyhow::Result;
 use skim_asx::Ctx;
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::AuthCheck(args) => auth_check::run(&load(&overrides)?, args),
         Command::Notify(args) => notify::run(&load(&overrides)?, args),
+        Command::Scan(args) => scan::run(&load(&overrides)?, args),
     }
 }

@@ -245,13 +245,18 @@ impl Client {
             .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
             .build()
             .context("failed to build the HTTP client")?;
+        let pacer = Pacer::new(
+            opts.state_dir
+                .as_ref()
+                .map(|dir| dir.join("ibkr_pacing.json")),
+        );
         Ok(Client {
             http,
             opts,
             creds,
             token: RefCell::new(None),
             account: RefCell::new(None),
-            pacer: RefCell::new(Pacer::default()),
+            pacer: RefCell::new(pacer),
             opening: Cell::new(false),
             handshakes: Cell::new(0),
             requests: Cell::new(0),

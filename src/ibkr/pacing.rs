@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -42,44 +42,93 @@ const PER_ENDPOINT: &[(&str, Duration)] = &[
 const FIRST_PAUSE: Duration = Duration::from_secs(60);
 const PENALTY_BOX: Duration = Duration::from_secs(15 * 60);
 
-/// Spaces requests within one process.
+/// Endpoints spaced a second or more apart are remembered on disk, so
+/// back-to-back runs (a scan right after another) keep the spacing too.
+const PERSIST_FROM: Duration = Duration::from_secs(1);
+
+/// Spaces requests: the global rate within this process, and each
+/// endpoint's spacing across processes when given a state file.
 #[derive(Debug, Default)]
 pub struct Pacer {
     recent: VecDeque<Instant>,
-    last_by_endpoint: HashMap<&'static str, Instant>,
+    last_by_endpoint: HashMap<String, SystemTime>,
+    state: Option<PathBuf>,
 }
 
 impl Pacer {
+    /// A pacer that remembers slow endpoints' last calls in `state`.
+    pub fn new(state: Option<PathBuf>) -> Pacer {
+        Pacer {
+            state,
+            ..Pacer::default()
+        }
+    }
+
     /// Sleeps until a request to `path` keeps within the global and the
     /// endpoint's limit, then records it.
     pub fn wait(&mut self, path: &str) {
         let endpoint = PER_ENDPOINT
             .iter()
             .find(|(prefix, _)| path.starts_with(prefix));
-        if let Some((prefix, spacing)) = endpoint
-            && let Some(last) = self.last_by_endpoint.get(prefix)
-        {
-            let due = *last + *spacing;
-            let now = Instant::now();
-            if due > now {
-                log::debug!("pacing {path}: waiting {} ms", (due - now).as_millis());
-                thread::sleep(due - now);
+        if let Some((prefix, spacing)) = endpoint {
+            if *spacing >= PERSIST_FROM {
+                self.load();
+            }
+            if let Some(last) = self.last_by_endpoint.get(*prefix) {
+                let due = *last + *spacing;
+                if let Ok(wait) = due.duration_since(SystemTime::now()) {
+                    log::debug!("pacing {path}: waiting {} ms", wait.as_millis());
+                    thread::sleep(wait);
+                }
             }
         }
         let window = Duration::from_secs(1);
         while self.recent.len() >= GLOBAL_PER_SECOND {
-            let oldest = self.recent[0];
-            let age = oldest.elapsed();
+            let age = self.recent[0].elapsed();
             if age >= window {
                 self.recent.pop_front();
             } else {
                 thread::sleep(window - age);
             }
         }
-        let now = Instant::now();
-        self.recent.push_back(now);
-        if let Some((prefix, _)) = endpoint {
-            self.last_by_endpoint.insert(prefix, now);
+        self.recent.push_back(Instant::now());
+        if let Some((prefix, spacing)) = endpoint {
+            self.last_by_endpoint
+                .insert((*prefix).to_owned(), SystemTime::now());
+            if *spacing >= PERSIST_FROM {
+                self.save();
+            }
+        }
+    }
+
+    /// Merges the state file's times into memory, keeping the later one.
+    fn load(&mut self) {
+        let Some(path) = &self.state else { return };
+        let Ok(bytes) = std::fs::read(path) else {
+            return;
+        };
+        let Ok(saved) = serde_json::from_slice::<HashMap<String, u64>>(&bytes) else {
+            return;
+        };
+        for (endpoint, ms) in saved {
+            let at = UNIX_EPOCH + Duration::from_millis(ms);
+            let known = self.last_by_endpoint.entry(endpoint).or_insert(at);
+            *known = (*known).max(at);
+        }
+    }
+
+    fn save(&self) {
+        let Some(path) = &self.state else { return };
+        let saved: HashMap<&String, u64> = self
+            .last_by_endpoint
+            .iter()
+            .filter_map(|(k, at)| Some((k, at.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64)))
+            .collect();
+        let bytes = serde_json::to_vec(&saved).expect("serialisable");
+        // Losing this costs at most one early request, which the pause
+        // after a 429 then covers.
+        if let Err(err) = fsutil::write_private_file(path, &bytes) {
+            log::warn!("could not record request pacing: {err:#}");
         }
     }
 }
@@ -129,7 +178,10 @@ impl RateLimitPause {
         if let Err(err) = fsutil::write_private_file(&self.path, &bytes) {
             log::warn!("could not record the rate-limit pause: {err:#}");
         }
-        log::warn!("IBKR answered 429; pausing all requests until {until}");
+        log::warn!(
+            "IBKR answered 429; pausing all requests until {}",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
         paused_error(until)
     }
 }
@@ -169,6 +221,21 @@ mod tests {
         assert!(
             pause.record(later).to_string().contains("02:02:01Z"),
             "a fresh first pause"
+        );
+    }
+
+    #[test]
+    fn slow_endpoints_keep_their_spacing_across_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("pacing.json");
+        Pacer::new(Some(state.clone())).wait("/iserver/scanner/run");
+        let start = Instant::now();
+        // A second pacer stands for the next run of skim.
+        Pacer::new(Some(state)).wait("/iserver/scanner/run");
+        assert!(
+            start.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            start.elapsed()
         );
     }
 

@@ -4,4 +4,5 @@
 mod auth_check;
 mod keys_gen;
 mod notify;
+mod scan;
 mod util;
