@@ -108,9 +108,9 @@ fn print_human(report: &ScanReport) -> Result<()> {
             table.add_row(vec![
                 c.ticker.clone(),
                 format!("{:.2}", c.gap_pct),
-                c.prior_close.to_string(),
-                c.open.to_string(),
-                c.last.to_string(),
+                price(c.prior_close),
+                price(c.open),
+                price(c.last),
                 c.volume.to_string(),
                 c.announced_at.format("%H:%M").to_string(),
                 c.headline.clone(),
@@ -129,4 +129,14 @@ fn print_human(report: &ScanReport) -> Result<()> {
         text.push_str(&format!("{table}\n"));
     }
     output::print_text(&text)
+}
+
+/// Prices as the ASX quotes them: three decimals below ten cents' step band
+/// (A$2), two above.
+fn price(value: f64) -> String {
+    if value < 2.0 {
+        format!("{value:.3}")
+    } else {
+        format!("{value:.2}")
+    }
 }
