@@ -27,13 +27,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Warnings by default, `-v` info, `-vv` debug; `RUST_LOG` overrides both.
+/// Warnings by default, `-v` info, `-vv` debug for skim's own modules;
+/// `RUST_LOG` overrides both.
 /// Lines read `skim: warning: ...` so cron mail greps well.
 fn init_logger(verbose: u8) {
+    // -v and -vv raise skim's own logs; dependencies (the HTML parser logs
+    // every token at debug) stay at warnings unless RUST_LOG asks.
     let level = match verbose {
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,skim=info,skim_asx=info",
+        _ => "warn,skim=debug,skim_asx=debug",
     };
     env_logger::Builder::new()
         .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned()))
