@@ -355,7 +355,10 @@ mod tests {
         let path = dir.path().join("data").join("skim.db");
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as u32);
-        assert_eq!(table_names(&store), ["outbox", "runs", "settings"]);
+        assert_eq!(
+            table_names(&store),
+            ["candidates", "outbox", "runs", "scans", "settings"]
+        );
         let mode: String = store
             .connection()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
