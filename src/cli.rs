@@ -51,6 +51,10 @@ pub enum Command {
     AuthCheck(cmd::auth_check::AuthCheckArgs),
     /// Find today's gap-up stocks with a price-sensitive ASX announcement
     Scan(cmd::scan::ScanArgs),
+    /// Place entries, manage exits, and the kill switch
+    Trade(cmd::trade::TradeArgs),
+    /// Positions, working orders and P&L, reconciled with the broker
+    Positions(cmd::positions::PositionsArgs),
     /// Send a Discord message through the outbox, or deliver what is queued
     Notify(cmd::notify::NotifyArgs),
 }

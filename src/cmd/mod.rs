@@ -4,7 +4,9 @@
 pub mod auth_check;
 pub mod keys_gen;
 pub mod notify;
+pub mod positions;
 pub mod scan;
+pub mod trade;
 
 use anyhow::Result;
 use skim_asx::Ctx;
@@ -32,5 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::AuthCheck(args) => auth_check::run(&load(&overrides)?, args),
         Command::Notify(args) => notify::run(&load(&overrides)?, args),
         Command::Scan(args) => scan::run(&load(&overrides)?, args),
+        Command::Trade(args) => trade::run(&load(&overrides)?, args),
+        Command::Positions(args) => positions::run(&load(&overrides)?, args),
     }
 }
