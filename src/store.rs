@@ -78,6 +78,66 @@ pub const MIGRATIONS: &[&str] = &[
          last_at TEXT NOT NULL,
          runs INTEGER NOT NULL
      );",
+    // 3: trading. A position per (entry date, ticker); every order skim
+    // means to send is journaled here, keyed by its deterministic client
+    // order id, before it is sent; every execution skim has accounted for
+    // is kept once, so replaying the broker's list changes nothing.
+    "CREATE TABLE positions (
+         id INTEGER PRIMARY KEY,
+         entry_date TEXT NOT NULL,
+         ticker TEXT NOT NULL,
+         conid INTEGER NOT NULL,
+         state TEXT NOT NULL
+             CHECK (state IN ('entering', 'open', 'half', 'closed', 'cancelled')),
+         planned_qty INTEGER NOT NULL,
+         planned_entry REAL NOT NULL,
+         or_high REAL NOT NULL,
+         or_low REAL NOT NULL,
+         stop_price REAL NOT NULL,
+         quantity INTEGER NOT NULL DEFAULT 0,
+         bought INTEGER NOT NULL DEFAULT 0,
+         entry_price REAL,
+         realized_pnl REAL NOT NULL DEFAULT 0,
+         half_date TEXT,
+         exit_reason TEXT,
+         filled_at TEXT,
+         closed_at TEXT,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL,
+         UNIQUE (entry_date, ticker)
+     );
+     CREATE TABLE orders (
+         coid TEXT PRIMARY KEY,
+         position_id INTEGER NOT NULL REFERENCES positions (id),
+         purpose TEXT NOT NULL
+             CHECK (purpose IN ('entry', 'stop', 'half', 'exit', 'flatten')),
+         parent_coid TEXT REFERENCES orders (coid),
+         conid INTEGER NOT NULL,
+         side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
+         order_type TEXT NOT NULL,
+         tif TEXT NOT NULL,
+         quantity INTEGER NOT NULL CHECK (quantity > 0),
+         price REAL,
+         aux_price REAL,
+         order_id TEXT UNIQUE,
+         state TEXT NOT NULL CHECK (state IN ('intent', 'unknown', 'working', 'filled',
+             'cancelled', 'rejected', 'refused', 'lost')),
+         filled INTEGER NOT NULL DEFAULT 0,
+         avg_price REAL,
+         note TEXT,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     );
+     CREATE INDEX orders_by_position ON orders (position_id);
+     CREATE TABLE fills (
+         execution_id TEXT PRIMARY KEY,
+         coid TEXT NOT NULL REFERENCES orders (coid),
+         side TEXT NOT NULL,
+         quantity INTEGER NOT NULL,
+         price REAL NOT NULL,
+         trade_time TEXT NOT NULL,
+         recorded_at TEXT NOT NULL
+     );",
 ];
 
 /// How long a statement waits for another skim process's write lock before

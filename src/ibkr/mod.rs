@@ -5,7 +5,9 @@
 pub mod client;
 pub mod connect;
 pub mod fields;
+pub mod history;
 pub mod market;
+pub mod orders;
 pub mod pacing;
 pub mod sign;
 
