@@ -8,7 +8,6 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use rsa::RsaPrivateKey;
-use serde::Serialize;
 
 use super::{Client, ClientOptions, Credentials};
 use crate::config::{Config, OAuthConfig};
@@ -37,7 +36,7 @@ pub fn load_keys(oauth: &OAuthConfig<'_>) -> Result<KeyPair> {
 
 /// How old one key file is, judged by its modification time (the last time
 /// `keys-gen` or the user wrote it).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct KeyAge {
     pub path: PathBuf,
     pub modified_at: DateTime<Utc>,
@@ -72,8 +71,9 @@ impl KeyAge {
     pub fn warning(&self, rotation_days: u32) -> Option<String> {
         self.is_due.then(|| {
             format!(
-                "{} is {} days old, past the {rotation_days}-day rotation period; make new \
-                 keys with `skim keys-gen` and register them in IBKR's self-service portal",
+                "{} is {} days old, past the {rotation_days}-day rotation period; make a \
+                 new set with `skim keys-gen --dir NEW_DIR`, register it in IBKR's \
+                 self-service portal, then point OAUTH_KEYS_DIR at it",
                 self.path.display(),
                 self.age_days
             )
