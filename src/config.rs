@@ -116,6 +116,9 @@ pub struct Config {
     /// `IBKR_SIGN_QUERY`: put query parameters into the OAuth base string.
     pub sign_query: bool,
     pub http_timeout: Duration,
+    /// `SKIM_KEY_ROTATION_DAYS`: key files older than this many days are
+    /// due for rotation, and `auth-check` warns about them.
+    pub key_rotation_days: u32,
 }
 
 /// The IBKR credentials, all present.
@@ -135,6 +138,9 @@ pub const DEFAULT_ASX_ANNOUNCEMENTS_URL: &str =
 /// IBKR's portal takes 2048-bit DH parameters; anything smaller is a
 /// mistake (or a toy prime from a test).
 pub const MIN_DH_PRIME_BITS: u64 = 2048;
+/// How long key files may be used before `auth-check` asks for new ones;
+/// the integration guide's rotation period.
+pub const DEFAULT_KEY_ROTATION_DAYS: u32 = 180;
 
 impl Config {
     /// Validates every setting present in `env`, applying `overrides`.
@@ -198,6 +204,11 @@ impl Config {
                 .map(parse_timeout)
                 .transpose()?
                 .unwrap_or(Duration::from_secs(30)),
+            key_rotation_days: env
+                .get("SKIM_KEY_ROTATION_DAYS")
+                .map(parse_rotation_days)
+                .transpose()?
+                .unwrap_or(DEFAULT_KEY_ROTATION_DAYS),
         })
     }
 
@@ -360,6 +371,20 @@ fn parse_timeout(value: &str) -> Result<Duration> {
         })
 }
 
+fn parse_rotation_days(value: &str) -> Result<u32> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|days| *days > 0)
+        .ok_or_else(|| {
+            error::usage(format!(
+                "SKIM_KEY_ROTATION_DAYS is {value:?}; expected a whole number of days above 0"
+            ))
+            .into()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +418,7 @@ mod tests {
         assert_eq!(cfg.state_dir(), PathBuf::from("./data"));
         assert!(!cfg.allow_live && !cfg.sign_query && cfg.now.is_none());
         assert!(cfg.discord_webhook_url.is_none());
+        assert_eq!(cfg.key_rotation_days, 180);
         let err = cfg.oauth().unwrap_err();
         assert!(err.to_string().contains("OAUTH_CONSUMER_KEY is not set"));
     }
@@ -439,6 +465,12 @@ mod tests {
         usage_error(&[("SKIM_ALLOW_LIVE", "maybe")], "SKIM_ALLOW_LIVE");
         usage_error(&[("IBKR_SIGN_QUERY", "2")], "IBKR_SIGN_QUERY");
         usage_error(&[("SKIM_HTTP_TIMEOUT", "-1")], "SKIM_HTTP_TIMEOUT");
+        for days in ["0", "-5", "90.5", "six months", "99999999999"] {
+            usage_error(
+                &[("SKIM_KEY_ROTATION_DAYS", days)],
+                "SKIM_KEY_ROTATION_DAYS",
+            );
+        }
     }
 
     #[test]
@@ -472,8 +504,10 @@ mod tests {
             ("OAUTH_DH_PRIME", PRIME),
             ("SKIM_NOW", "2026-03-02T10:15:00+11:00"),
             ("SKIM_ALLOW_LIVE", "TRUE"),
+            ("SKIM_KEY_ROTATION_DAYS", "90"),
         ])
         .unwrap();
+        assert_eq!(cfg.key_rotation_days, 90);
         let oauth = cfg.oauth().unwrap();
         assert_eq!(oauth.consumer_key, "ABCDEFGHI");
         assert_eq!(oauth.dh_prime.bits(), 2048);

@@ -3,10 +3,10 @@
 //!
 //! This module owns everything that touches Discord: validating
 //! `DISCORD_WEBHOOK_URL`, building embeds (including the integration guide's
-//! scan messages), fitting any message inside Discord's limits by truncating
-//! and splitting, and posting with `?wait=true`. It does not decide when to
-//! send: callers queue messages in the outbox (`crate::outbox`), which calls
-//! [`Webhook::post`] for each part.
+//! scan, trade and positions messages), fitting any message inside Discord's
+//! limits by truncating and splitting, and posting with `?wait=true`. It
+//! does not decide when to send: callers queue messages in the outbox
+//! (`crate::outbox`), which calls [`Webhook::post`] for each part.
 //!
 //! The webhook token is a credential. It is held in a [`Secret`], never
 //! printed by `Debug`, and every error text that leaves this module has been
@@ -465,6 +465,310 @@ pub fn scan_error(error: &str, at: DateTime<Utc>) -> Message {
             .description(redact(error))
             .timestamp(at),
     )
+}
+
+/// Title of the message listing newly placed entry orders.
+pub const ENTRY_PLACED_TITLE: &str = "Entry Orders Placed";
+/// Title of the message for a filled entry.
+pub const ENTRY_FILLED_TITLE: &str = "Entry Filled";
+/// Title of the message for a position closed at its stop.
+pub const STOP_HIT_TITLE: &str = "Stop Hit";
+/// Title of the message for the sale of half a position on day 3.
+pub const HALF_EXIT_TITLE: &str = "Half Exit (Day 3)";
+/// Title of the message for a position closed below its 10-day SMA.
+pub const TRAIL_EXIT_TITLE: &str = "Trailing Exit (10-day SMA)";
+/// Title of the message for a trade command that refused to act.
+pub const TRADE_REFUSED_TITLE: &str = "Trading Refused";
+/// Title of the message for a trade command that failed.
+pub const TRADE_ERROR_TITLE: &str = "Trade Error";
+/// Title of the daily positions message.
+pub const POSITIONS_SUMMARY_TITLE: &str = "ASX Positions Summary";
+
+/// An entry order as the "Entry Orders Placed" message shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryOrder {
+    /// ASX code, such as `BHP`.
+    pub ticker: String,
+    /// Shares to buy.
+    pub quantity: u64,
+    /// The price whose break triggers the buy (the opening-range high), AUD.
+    pub entry_stop: f64,
+    /// The protective stop once filled (the low of the day), AUD.
+    pub stop_loss: f64,
+}
+
+/// One open position as the daily summary shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PositionLine {
+    /// ASX code.
+    pub ticker: String,
+    /// Shares held.
+    pub quantity: u64,
+    /// Average entry price, AUD.
+    pub entry_price: f64,
+    /// Latest price, AUD.
+    pub last_price: f64,
+    /// Unrealized P&L in AUD, as the broker reports it (costs included).
+    pub unrealized_pnl: f64,
+}
+
+/// A scheduled command that did not run, or ran and failed, since the last
+/// summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MissedRun {
+    /// The command as scheduled, e.g. `skim trade manage`.
+    pub command: String,
+    /// What went wrong, e.g. "did not run at 10:30" or the error text.
+    pub problem: String,
+}
+
+/// Everything the daily positions message shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PositionsSummary {
+    /// Open positions, in the order to show them.
+    pub positions: Vec<PositionLine>,
+    /// P&L already realized over the period the summary covers, AUD.
+    pub realized_pnl: f64,
+    /// Scheduled runs to draw attention to; no field when empty.
+    pub missed_runs: Vec<MissedRun>,
+}
+
+/// A price with the decimals its ASX price step needs: `$12.35` from $2
+/// up, `$1.235` and `$0.095` below (the steps there are half a cent and a
+/// tenth of a cent).
+pub fn format_price(price: f64) -> String {
+    if price >= 2.0 {
+        format!("${price:.2}")
+    } else {
+        format!("${price:.3}")
+    }
+}
+
+/// An amount of money with its sign and cents: `+$12.50`, `-$3.00`, and
+/// `$0.00` for anything that rounds to zero (never `-$0.00`).
+pub fn format_pnl(amount: f64) -> String {
+    let cents = (amount * 100.0).round();
+    if cents == 0.0 {
+        "$0.00".to_owned()
+    } else if cents > 0.0 {
+        format!("+${:.2}", cents / 100.0)
+    } else {
+        format!("-${:.2}", -cents / 100.0)
+    }
+}
+
+/// A signed percentage with one decimal: `+3.5%`, `-1.2%`, `0.0%`.
+fn format_signed_pct(pct: f64) -> String {
+    let tenths = (pct * 10.0).round();
+    if tenths == 0.0 {
+        "0.0%".to_owned()
+    } else {
+        format!("{:+.1}%", tenths / 10.0)
+    }
+}
+
+/// Green for a gain, red for a loss, yellow for break-even (to the cent).
+fn pnl_colour(amount: f64) -> u32 {
+    let cents = (amount * 100.0).round();
+    if cents > 0.0 {
+        GREEN
+    } else if cents < 0.0 {
+        RED
+    } else {
+        YELLOW
+    }
+}
+
+/// "1 entry order" or "N entry orders", and the like.
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The entries `trade enter` placed: a green embed titled "Entry Orders
+/// Placed", described "N entry orders placed", one field per order named
+/// by its ticker with "Buy Q @ stop $X, stop loss $Y". With no orders it is
+/// yellow and described "No entry orders placed", as the scan message is
+/// when it finds nothing.
+pub fn entry_placed(orders: &[EntryOrder], at: DateTime<Utc>) -> Message {
+    let embed = if orders.is_empty() {
+        Embed::new(ENTRY_PLACED_TITLE, YELLOW).description("No entry orders placed")
+    } else {
+        Embed::new(ENTRY_PLACED_TITLE, GREEN).description(format!(
+            "{} placed",
+            count(orders.len(), "entry order", "entry orders")
+        ))
+    };
+    let embed = orders.iter().fold(embed, |embed, order| {
+        let value = format!(
+            "Buy {} @ stop {}, stop loss {}",
+            order.quantity,
+            format_price(order.entry_stop),
+            format_price(order.stop_loss)
+        );
+        embed.field(&order.ticker, value, false)
+    });
+    Message::embed(embed.timestamp(at))
+}
+
+/// A filled entry: green, "Entry Filled", described "Bought Q TICKER @ $P",
+/// with the ticker, quantity, fill price and stop loss as inline fields.
+pub fn entry_filled(
+    ticker: &str,
+    quantity: u64,
+    price: f64,
+    stop_loss: f64,
+    at: DateTime<Utc>,
+) -> Message {
+    let embed = Embed::new(ENTRY_FILLED_TITLE, GREEN)
+        .description(format!(
+            "Bought {quantity} {ticker} @ {}",
+            format_price(price)
+        ))
+        .field("Ticker", ticker, true)
+        .field("Quantity", quantity.to_string(), true)
+        .field("Fill price", format_price(price), true)
+        .field("Stop loss", format_price(stop_loss), true);
+    Message::embed(embed.timestamp(at))
+}
+
+/// A position closed at its stop: red, "Stop Hit", described "Sold Q TICKER
+/// @ $P at the stop", with the realized P&L signed (`-$52.00`).
+pub fn stop_hit(
+    ticker: &str,
+    quantity: u64,
+    price: f64,
+    realized_pnl: f64,
+    at: DateTime<Utc>,
+) -> Message {
+    let embed = Embed::new(STOP_HIT_TITLE, RED)
+        .description(format!(
+            "Sold {quantity} {ticker} @ {} at the stop",
+            format_price(price)
+        ))
+        .field("Ticker", ticker, true)
+        .field("Quantity", quantity.to_string(), true)
+        .field("Exit price", format_price(price), true)
+        .field("Realized P&L", format_pnl(realized_pnl), true);
+    Message::embed(embed.timestamp(at))
+}
+
+/// Half the position sold on the third trading day: green, "Half Exit (Day
+/// 3)", with what was sold, what remains and the stop that now protects it.
+pub fn half_exit(
+    ticker: &str,
+    quantity_sold: u64,
+    price: f64,
+    remaining: u64,
+    new_stop: f64,
+    at: DateTime<Utc>,
+) -> Message {
+    let embed = Embed::new(HALF_EXIT_TITLE, GREEN)
+        .description(format!(
+            "Sold {quantity_sold} {ticker} @ {}; {remaining} remain",
+            format_price(price)
+        ))
+        .field("Ticker", ticker, true)
+        .field("Sold", quantity_sold.to_string(), true)
+        .field("Price", format_price(price), true)
+        .field("Remaining", remaining.to_string(), true)
+        .field("New stop", format_price(new_stop), true);
+    Message::embed(embed.timestamp(at))
+}
+
+/// The rest of a position sold on a close below its 10-day simple moving
+/// average: "Trailing Exit (10-day SMA)", green for a gain, red for a loss,
+/// yellow at break-even, with the price, the average and the realized P&L.
+pub fn trail_exit(
+    ticker: &str,
+    quantity: u64,
+    price: f64,
+    sma: f64,
+    realized_pnl: f64,
+    at: DateTime<Utc>,
+) -> Message {
+    let embed = Embed::new(TRAIL_EXIT_TITLE, pnl_colour(realized_pnl))
+        .description(format!(
+            "Sold {quantity} {ticker} @ {} after a close below the 10-day SMA",
+            format_price(price)
+        ))
+        .field("Ticker", ticker, true)
+        .field("Quantity", quantity.to_string(), true)
+        .field("Exit price", format_price(price), true)
+        .field("10-day SMA", format_price(sma), true)
+        .field("Realized P&L", format_pnl(realized_pnl), true);
+    Message::embed(embed.timestamp(at))
+}
+
+/// A trade command that refused to act for safety (a halt, records that
+/// disagree with the broker's, a broker question nobody has reviewed): red,
+/// "Trading Refused", the reason (webhook tokens redacted) as description.
+pub fn trade_refused(reason: &str, at: DateTime<Utc>) -> Message {
+    Message::embed(
+        Embed::new(TRADE_REFUSED_TITLE, RED)
+            .description(redact(reason))
+            .timestamp(at),
+    )
+}
+
+/// A trade command that failed: red, "Trade Error", the error text
+/// (webhook tokens redacted) as description.
+pub fn trade_error(error: &str, at: DateTime<Utc>) -> Message {
+    Message::embed(
+        Embed::new(TRADE_ERROR_TITLE, RED)
+            .description(redact(error))
+            .timestamp(at),
+    )
+}
+
+/// The daily "ASX Positions Summary": described "N open positions" (or "No
+/// open positions"); one field per position, named by its ticker, "Q @
+/// $entry, last $L, P&L $x (y%)" with y against the cost of the position;
+/// then inline totals (unrealized, realized, total P&L) and, when
+/// `summary.missed_runs` is not empty, a "Missed runs" field with one line
+/// each. The colour follows the total P&L: green, red, or yellow at zero.
+/// Many positions continue in further embeds (see [`payloads`]).
+pub fn daily_summary(summary: &PositionsSummary, at: DateTime<Utc>) -> Message {
+    let unrealized: f64 = summary.positions.iter().map(|p| p.unrealized_pnl).sum();
+    let total = unrealized + summary.realized_pnl;
+    let description = if summary.positions.is_empty() {
+        "No open positions".to_owned()
+    } else {
+        count(summary.positions.len(), "open position", "open positions")
+    };
+    let embed = Embed::new(POSITIONS_SUMMARY_TITLE, pnl_colour(total)).description(description);
+    let embed = summary.positions.iter().fold(embed, |embed, position| {
+        let cost = position.quantity as f64 * position.entry_price;
+        let mut value = format!(
+            "{} @ {}, last {}, P&L {}",
+            position.quantity,
+            format_price(position.entry_price),
+            format_price(position.last_price),
+            format_pnl(position.unrealized_pnl)
+        );
+        // A zero cost (no fill price known) has no meaningful percentage.
+        if cost > 0.0 {
+            let pct = position.unrealized_pnl / cost * 100.0;
+            value.push_str(&format!(" ({})", format_signed_pct(pct)));
+        }
+        embed.field(&position.ticker, value, false)
+    });
+    let mut embed = embed
+        .field("Unrealized P&L", format_pnl(unrealized), true)
+        .field("Realized P&L", format_pnl(summary.realized_pnl), true)
+        .field("Total P&L", format_pnl(total), true);
+    if !summary.missed_runs.is_empty() {
+        let lines: Vec<String> = summary
+            .missed_runs
+            .iter()
+            .map(|run| format!("{}: {}", run.command, redact(&run.problem)))
+            .collect();
+        embed = embed.field("Missed runs", lines.join("\n"), false);
+    }
+    Message::embed(embed.timestamp(at))
 }
 
 /// One Discord message as posted: within every limit, mentions disabled.
@@ -1482,6 +1786,347 @@ mod tests {
             .map(|f| f.name.as_str())
             .collect();
         assert_eq!(shown, tickers);
+    }
+
+    /// The one Discord payload `message` fits into, as JSON.
+    fn only_payload(message: &Message) -> serde_json::Value {
+        let parts = payloads(message);
+        assert_eq!(parts.len(), 1, "{parts:?}");
+        assert_within_limits(&parts[0]);
+        serde_json::to_value(&parts[0]).unwrap()
+    }
+
+    fn order(ticker: &str, quantity: u64, entry_stop: f64, stop_loss: f64) -> EntryOrder {
+        EntryOrder {
+            ticker: ticker.to_owned(),
+            quantity,
+            entry_stop,
+            stop_loss,
+        }
+    }
+
+    fn position(ticker: &str, quantity: u64, entry: f64, last: f64, pnl: f64) -> PositionLine {
+        PositionLine {
+            ticker: ticker.to_owned(),
+            quantity,
+            entry_price: entry,
+            last_price: last,
+            unrealized_pnl: pnl,
+        }
+    }
+
+    #[test]
+    fn prices_show_the_decimals_of_their_step_and_pnl_its_sign() {
+        for (price, shown) in [
+            (45.5, "$45.50"),
+            (2.0, "$2.00"),
+            (1.995, "$1.995"),
+            (0.1, "$0.100"),
+            (0.095, "$0.095"),
+            (0.0, "$0.000"),
+        ] {
+            assert_eq!(format_price(price), shown, "{price}");
+        }
+        for (amount, shown) in [
+            (12.5, "+$12.50"),
+            (-3.0, "-$3.00"),
+            (1234.567, "+$1234.57"),
+            (-0.004, "$0.00"),
+            (0.0, "$0.00"),
+        ] {
+            assert_eq!(format_pnl(amount), shown, "{amount}");
+        }
+        assert_eq!(format_signed_pct(3.333), "+3.3%");
+        assert_eq!(format_signed_pct(-7.69), "-7.7%");
+        assert_eq!(format_signed_pct(-0.04), "0.0%");
+        assert_eq!(
+            [pnl_colour(0.01), pnl_colour(-0.01), pnl_colour(0.004)],
+            [GREEN, RED, YELLOW]
+        );
+    }
+
+    #[test]
+    fn entry_orders_placed_lists_each_order() {
+        let message = entry_placed(
+            &[
+                order("BHP", 100, 45.5, 44.1),
+                order("14D", 2000, 0.195, 0.18),
+            ],
+            at(),
+        );
+        assert_eq!(
+            only_payload(&message),
+            json!({
+                "embeds": [{
+                    "title": "Entry Orders Placed",
+                    "description": "2 entry orders placed",
+                    "color": 0x00FF00,
+                    "fields": [
+                        {"name": "BHP", "value": "Buy 100 @ stop $45.50, stop loss $44.10",
+                         "inline": false},
+                        {"name": "14D", "value": "Buy 2000 @ stop $0.195, stop loss $0.180",
+                         "inline": false},
+                    ],
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+
+        let one = entry_placed(&[order("BHP", 100, 45.5, 44.1)], at());
+        assert_eq!(
+            one.embeds[0].description.as_deref(),
+            Some("1 entry order placed")
+        );
+        assert_eq!(
+            only_payload(&entry_placed(&[], at())),
+            json!({
+                "embeds": [{
+                    "title": "Entry Orders Placed",
+                    "description": "No entry orders placed",
+                    "color": 0xFFFF00,
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+    }
+
+    #[test]
+    fn fills_and_exits_match_the_guide_style() {
+        assert_eq!(
+            only_payload(&entry_filled("BHP", 100, 45.52, 44.1, at())),
+            json!({
+                "embeds": [{
+                    "title": "Entry Filled",
+                    "description": "Bought 100 BHP @ $45.52",
+                    "color": 0x00FF00,
+                    "fields": [
+                        {"name": "Ticker", "value": "BHP", "inline": true},
+                        {"name": "Quantity", "value": "100", "inline": true},
+                        {"name": "Fill price", "value": "$45.52", "inline": true},
+                        {"name": "Stop loss", "value": "$44.10", "inline": true},
+                    ],
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+        assert_eq!(
+            only_payload(&stop_hit("14D", 2000, 0.17, -50.0, at())),
+            json!({
+                "embeds": [{
+                    "title": "Stop Hit",
+                    "description": "Sold 2000 14D @ $0.170 at the stop",
+                    "color": 0xFF0000,
+                    "fields": [
+                        {"name": "Ticker", "value": "14D", "inline": true},
+                        {"name": "Quantity", "value": "2000", "inline": true},
+                        {"name": "Exit price", "value": "$0.170", "inline": true},
+                        {"name": "Realized P&L", "value": "-$50.00", "inline": true},
+                    ],
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+        assert_eq!(
+            only_payload(&half_exit("BHP", 50, 48.2, 50, 45.52, at())),
+            json!({
+                "embeds": [{
+                    "title": "Half Exit (Day 3)",
+                    "description": "Sold 50 BHP @ $48.20; 50 remain",
+                    "color": 0x00FF00,
+                    "fields": [
+                        {"name": "Ticker", "value": "BHP", "inline": true},
+                        {"name": "Sold", "value": "50", "inline": true},
+                        {"name": "Price", "value": "$48.20", "inline": true},
+                        {"name": "Remaining", "value": "50", "inline": true},
+                        {"name": "New stop", "value": "$45.52", "inline": true},
+                    ],
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+        assert_eq!(
+            only_payload(&trail_exit("BHP", 50, 51.3, 51.75, 289.0, at())),
+            json!({
+                "embeds": [{
+                    "title": "Trailing Exit (10-day SMA)",
+                    "description": "Sold 50 BHP @ $51.30 after a close below the 10-day SMA",
+                    "color": 0x00FF00,
+                    "fields": [
+                        {"name": "Ticker", "value": "BHP", "inline": true},
+                        {"name": "Quantity", "value": "50", "inline": true},
+                        {"name": "Exit price", "value": "$51.30", "inline": true},
+                        {"name": "10-day SMA", "value": "$51.75", "inline": true},
+                        {"name": "Realized P&L", "value": "+$289.00", "inline": true},
+                    ],
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+        let losing = trail_exit("BHP", 50, 44.0, 44.5, -76.0, at());
+        assert_eq!(losing.embeds[0].colour, Some(RED));
+        assert_eq!(losing.embeds[0].fields[4].value, "-$76.00");
+    }
+
+    #[test]
+    fn refusals_and_errors_are_red_and_redacted() {
+        assert_eq!(
+            only_payload(&trade_refused(
+                "trading is halted since 2026-12-02 (reason: news)",
+                at()
+            )),
+            json!({
+                "embeds": [{
+                    "title": "Trading Refused",
+                    "description": "trading is halted since 2026-12-02 (reason: news)",
+                    "color": 0xFF0000,
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+        let hook = format!("https://discord.com/api/webhooks/{ID}");
+        let error = format!("failed to notify {hook}/{TOKEN}");
+        assert_eq!(
+            only_payload(&trade_error(&error, at())),
+            json!({
+                "embeds": [{
+                    "title": "Trade Error",
+                    "description": format!("failed to notify {hook}/(redacted)"),
+                    "color": 0xFF0000,
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+        let refused = serde_json::to_string(&trade_refused(&error, at())).unwrap();
+        assert!(!refused.contains(TOKEN), "{refused}");
+    }
+
+    #[test]
+    fn daily_summary_shows_positions_totals_and_missed_runs() {
+        let summary = PositionsSummary {
+            positions: vec![
+                position("BHP", 100, 45.0, 46.5, 150.0),
+                position("14D", 2000, 0.195, 0.18, -30.0),
+            ],
+            realized_pnl: -200.0,
+            missed_runs: vec![
+                MissedRun {
+                    command: "skim trade manage".to_owned(),
+                    problem: "did not run at 10:30".to_owned(),
+                },
+                MissedRun {
+                    command: "skim scan".to_owned(),
+                    problem: "failed: HTTP 503 from IBKR".to_owned(),
+                },
+            ],
+        };
+        assert_eq!(
+            only_payload(&daily_summary(&summary, at())),
+            json!({
+                "embeds": [{
+                    "title": "ASX Positions Summary",
+                    "description": "2 open positions",
+                    "color": 0xFF0000,
+                    "fields": [
+                        {"name": "BHP", "value": "100 @ $45.00, last $46.50, P&L +$150.00 (+3.3%)",
+                         "inline": false},
+                        {"name": "14D",
+                         "value": "2000 @ $0.195, last $0.180, P&L -$30.00 (-7.7%)",
+                         "inline": false},
+                        {"name": "Unrealized P&L", "value": "+$120.00", "inline": true},
+                        {"name": "Realized P&L", "value": "-$200.00", "inline": true},
+                        {"name": "Total P&L", "value": "-$80.00", "inline": true},
+                        {"name": "Missed runs",
+                         "value": "skim trade manage: did not run at 10:30\n\
+                                   skim scan: failed: HTTP 503 from IBKR",
+                         "inline": false},
+                    ],
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+
+        let gaining = PositionsSummary {
+            positions: vec![position("BHP", 1, 45.0, 46.0, 1.0)],
+            ..PositionsSummary::default()
+        };
+        let embed = &daily_summary(&gaining, at()).embeds[0];
+        assert_eq!(embed.colour, Some(GREEN));
+        assert_eq!(embed.description.as_deref(), Some("1 open position"));
+        assert!(embed.fields.iter().all(|f| f.name != "Missed runs"));
+
+        assert_eq!(
+            only_payload(&daily_summary(&PositionsSummary::default(), at())),
+            json!({
+                "embeds": [{
+                    "title": "ASX Positions Summary",
+                    "description": "No open positions",
+                    "color": 0xFFFF00,
+                    "fields": [
+                        {"name": "Unrealized P&L", "value": "$0.00", "inline": true},
+                        {"name": "Realized P&L", "value": "$0.00", "inline": true},
+                        {"name": "Total P&L", "value": "$0.00", "inline": true},
+                    ],
+                    "timestamp": "2026-12-02T23:15:00Z",
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        );
+    }
+
+    #[test]
+    fn long_trade_lists_are_split_within_discords_limits() {
+        let orders: Vec<EntryOrder> = (0..30)
+            .map(|i| order(&format!("T{i:02}"), 100, 1.5, 1.4))
+            .collect();
+        let parts = payloads(&entry_placed(&orders, at()));
+        parts.iter().for_each(assert_within_limits);
+        let embeds: Vec<&Embed> = parts.iter().flat_map(|p| p.embeds()).collect();
+        assert_eq!(embeds.len(), 2);
+        assert_eq!(
+            embeds[1].title.as_deref(),
+            Some("Entry Orders Placed (continued)")
+        );
+        let shown: Vec<&str> = embeds
+            .iter()
+            .flat_map(|e| &e.fields)
+            .map(|f| f.name.as_str())
+            .collect();
+        let tickers: Vec<&str> = orders.iter().map(|o| o.ticker.as_str()).collect();
+        assert_eq!(shown, tickers);
+
+        let summary = PositionsSummary {
+            positions: (0..40)
+                .map(|i| position(&format!("P{i:02}"), 10, 3.0, 3.1, 1.0))
+                .collect(),
+            realized_pnl: 0.0,
+            missed_runs: (0..200)
+                .map(|i| MissedRun {
+                    command: format!("skim trade manage #{i}"),
+                    problem: "did not run".to_owned(),
+                })
+                .collect(),
+        };
+        let parts = payloads(&daily_summary(&summary, at()));
+        parts.iter().for_each(assert_within_limits);
+        let fields: Vec<&EmbedField> = parts
+            .iter()
+            .flat_map(|p| p.embeds())
+            .flat_map(|e| &e.fields)
+            .collect();
+        assert_eq!(fields.len(), 40 + 3 + 1);
+        let last = fields.last().unwrap();
+        assert_eq!(last.name, "Missed runs");
+        assert!(last.value.ends_with('…'), "cut to 1024 characters");
+        assert_eq!(fields[42].value, "+$40.00");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `skim auth-check`: each step of signing in, timed, with the cause and
-//! fix of the first one that fails.
+//! fix of the first one that fails, and a warning when the key files are
+//! due for rotation (a warning only: the exit status stays that of the
+//! sign-in).
 
 use std::time::Instant;
 
@@ -7,7 +9,8 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
-use skim_asx::ibkr::{Client, TokenSource, connect};
+use skim_asx::ibkr::connect::{self, KeyAge};
+use skim_asx::ibkr::{Client, TokenSource};
 use skim_asx::{Ctx, error, output};
 
 #[derive(Debug, Args)]
@@ -25,6 +28,32 @@ struct Report {
     lst_cached: Option<bool>,
     lst_expires_at: Option<DateTime<Utc>>,
     steps: Vec<Step>,
+    /// `SKIM_KEY_ROTATION_DAYS`, so scripts can tell how `keys` was judged.
+    key_rotation_days: u32,
+    /// Empty when the key files did not load.
+    keys: Vec<KeyFile>,
+    /// Problems that do not stop skim from signing in, such as keys due for
+    /// rotation; each is also logged as a warning on stderr.
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct KeyFile {
+    path: String,
+    modified_at: DateTime<Utc>,
+    age_days: i64,
+    rotation_due: bool,
+}
+
+impl From<&KeyAge> for KeyFile {
+    fn from(age: &KeyAge) -> KeyFile {
+        KeyFile {
+            path: age.path.display().to_string(),
+            modified_at: age.modified_at,
+            age_days: age.age_days,
+            rotation_due: age.is_due,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -44,6 +73,9 @@ pub fn run(ctx: &Ctx, args: AuthCheckArgs) -> Result<()> {
         lst_cached: None,
         lst_expires_at: None,
         steps: Vec::new(),
+        key_rotation_days: ctx.config.key_rotation_days,
+        keys: Vec::new(),
+        warnings: Vec::new(),
     };
     let outcome = check(ctx, &args, &mut report);
     report.ok = outcome.is_ok();
@@ -78,15 +110,25 @@ fn check(ctx: &Ctx, args: &AuthCheckArgs, report: &mut Report) -> Result<()> {
         );
         Ok((oauth, detail))
     })?;
-    let keys = step(report, "key files", || {
+    let rotation_days = ctx.config.key_rotation_days;
+    let (keys, ages) = step(report, "key files", || {
         let keys = connect::load_keys(&oauth)?;
+        let ages = connect::key_ages(&keys, ctx.now(), rotation_days)?;
         let detail = format!(
-            "{} and {} load, mode 0600",
+            "{} and {} load, mode 0600; {}",
             keys.signature_path.display(),
-            keys.encryption_path.display()
+            keys.encryption_path.display(),
+            describe_ages(&ages, rotation_days)
         );
-        Ok((keys, detail))
+        Ok(((keys, ages), detail))
     })?;
+    for age in &ages {
+        if let Some(warning) = age.warning(rotation_days) {
+            log::warn!("{warning}");
+            report.warnings.push(warning);
+        }
+    }
+    report.keys = ages.iter().map(KeyFile::from).collect();
     let creds = step(report, "access token secret", || {
         let creds = connect::credentials(&oauth, keys)?;
         let detail = format!(
@@ -127,6 +169,23 @@ fn check(ctx: &Ctx, args: &AuthCheckArgs, report: &mut Report) -> Result<()> {
         client.check_account(&account)?;
         Ok(((), detail))
     })
+}
+
+/// The key files' ages for the step's detail, e.g. "12 days old" or
+/// "200 and 12 days old; due for rotation (older than 180 days)".
+fn describe_ages(ages: &[KeyAge], rotation_days: u32) -> String {
+    let days: Vec<i64> = ages.iter().map(|age| age.age_days).collect();
+    let mut text = match days.as_slice() {
+        [a, b] if a != b => format!("{a} and {b} days old"),
+        [a, ..] => format!("{a} days old"),
+        [] => "age unknown".to_owned(),
+    };
+    if ages.iter().any(|age| age.is_due) {
+        text.push_str(&format!(
+            "; due for rotation (older than {rotation_days} days)"
+        ));
+    }
+    text
 }
 
 /// Times `run` and records it as a step named `name`.

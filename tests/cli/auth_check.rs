@@ -285,3 +285,104 @@ fn a_readable_env_file_is_refused() {
     run.expect_code(2);
     assert!(run.stderr.contains("chmod 600"), "{run:?}");
 }
+
+/// The market clock the key age tests pin with `SKIM_NOW`.
+const PINNED_NOW: &str = "2026-12-03T09:30:00+11:00";
+
+/// Sets the modification time of both key files to `days` before
+/// [`PINNED_NOW`] and pins skim's clock there.
+fn age_keys(s: &mut SimEnv, days: u64) {
+    let now = chrono::DateTime::parse_from_rfc3339(PINNED_NOW).unwrap();
+    let then = std::time::UNIX_EPOCH + Duration::from_secs(now.timestamp() as u64 - days * 86_400);
+    for name in ["private_signature.pem", "private_encryption.pem"] {
+        let file = fs::File::options()
+            .write(true)
+            .open(s.env.path(&format!("oauth_keys/{name}")))
+            .unwrap();
+        file.set_modified(then).unwrap();
+    }
+    s.env.set("SKIM_NOW", PINNED_NOW);
+}
+
+#[test]
+fn keys_older_than_the_rotation_period_are_warned_about() {
+    let mut s = SimEnv::start();
+    age_keys(&mut s, 200);
+    let run = s.skim(&["auth-check", "--json"]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["key_rotation_days"], 180);
+    let keys = doc["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    for key in keys {
+        assert_eq!(key["age_days"], 200, "{doc}");
+        assert_eq!(key["rotation_due"], true, "{doc}");
+    }
+    assert!(
+        keys[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("private_signature.pem")
+    );
+    let warnings = doc["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 2, "{doc}");
+    assert!(
+        warnings[1]
+            .as_str()
+            .unwrap()
+            .contains("private_encryption.pem is 200 days old, past the 180-day rotation period"),
+        "{doc}"
+    );
+    assert!(
+        run.stderr.contains("skim: warning: ")
+            && run.stderr.contains("private_signature.pem is 200 days old"),
+        "{run:?}"
+    );
+
+    let human = s.skim(&["auth-check"]);
+    human.expect_code(0);
+    assert!(
+        human
+            .stdout
+            .contains("200 days old; due for rotation (older than 180 days)"),
+        "{human:?}"
+    );
+    assert!(human.stderr.contains("rotation period"), "{human:?}");
+    s.assert_no_secrets(&human);
+}
+
+#[test]
+fn fresh_keys_and_a_longer_period_give_no_warning() {
+    let mut s = SimEnv::start();
+    age_keys(&mut s, 10);
+    let run = s.skim(&["auth-check", "--json"]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["keys"][0]["age_days"], 10);
+    assert_eq!(doc["keys"][1]["rotation_due"], false);
+    assert_eq!(doc["warnings"], serde_json::json!([]));
+    assert!(run.stderr.is_empty(), "{run:?}");
+
+    age_keys(&mut s, 200);
+    s.env.set("SKIM_KEY_ROTATION_DAYS", "365");
+    let human = s.skim(&["auth-check"]);
+    human.expect_code(0);
+    assert!(human.stdout.contains("200 days old"), "{human:?}");
+    assert!(!human.stdout.contains("rotation"), "{human:?}");
+    assert!(human.stderr.is_empty(), "{human:?}");
+}
+
+#[test]
+fn a_malformed_rotation_period_is_a_usage_error() {
+    let mut s = SimEnv::start();
+    s.env.set("SKIM_KEY_ROTATION_DAYS", "half a year");
+    let run = s.skim(&["auth-check"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("SKIM_KEY_ROTATION_DAYS is \"half a year\""),
+        "{run:?}"
+    );
+    assert_eq!(s.sim.requests().len(), 0, "nothing is sent");
+}
