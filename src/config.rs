@@ -277,7 +277,7 @@ fn check_base64(name: &str, value: &str) -> Result<()> {
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
-        && value.len() % 4 == 0;
+        && value.len().is_multiple_of(4);
     if !ok {
         return Err(error::usage(format!(
             "{name} is not base64; expected the access token secret exactly as IBKR's portal \

@@ -1268,11 +1268,10 @@ impl Webhook {
             .get("x-ratelimit-reset-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_seconds);
-        if let (Some(remaining), Some(reset_after)) = (remaining, reset_after) {
-            if remaining < 1.0 {
-                self.bucket_refills_at =
-                    Some(self.clock.elapsed() + reset_after.min(MAX_RETRY_WAIT));
-            }
+        if let (Some(remaining), Some(reset_after)) = (remaining, reset_after)
+            && remaining < 1.0
+        {
+            self.bucket_refills_at = Some(self.clock.elapsed() + reset_after.min(MAX_RETRY_WAIT));
         }
     }
 }

@@ -202,11 +202,11 @@ pub fn write_key_set(
     progress(Progress::Writing);
     let created_dir = prepare_dir(dir)?;
     // Another process may have written files while we computed.
-    if !options.force {
-        if let Err(err) = refuse_existing(dir) {
-            remove_dir_if_created(dir, created_dir);
-            return Err(err);
-        }
+    if !options.force
+        && let Err(err) = refuse_existing(dir)
+    {
+        remove_dir_if_created(dir, created_dir);
+        return Err(err);
     }
     let files = write_all_or_nothing(dir, &contents, created_dir)
         .with_context(|| format!("failed to write the key set into {}", dir.display()))?;

@@ -17,6 +17,7 @@ pub mod scan;
 pub mod secret;
 pub mod store;
 pub mod ticks;
+pub mod trade;
 
 #[cfg(test)]
 mod testutil;

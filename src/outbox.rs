@@ -287,6 +287,25 @@ pub fn deliver_with(
     deliver_pending(store, webhook.as_mut(), now)
 }
 
+/// Delivers what is queued and never fails: a notification that cannot be
+/// sent stays queued, and the command that queued it still succeeds. What
+/// went wrong is logged as a warning.
+pub fn deliver_quietly(
+    store: &Store,
+    webhook_url: Option<&crate::secret::Secret>,
+    now: DateTime<Utc>,
+) {
+    match deliver_with(store, webhook_url, now) {
+        Ok(report) if report.failed > 0 => log::warn!(
+            "{} notification(s) not delivered ({}); they stay queued",
+            report.failed,
+            report.stopped.as_deref().unwrap_or("Discord refused them")
+        ),
+        Ok(_) => {}
+        Err(err) => log::warn!("could not deliver notifications: {err:#}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

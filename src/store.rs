@@ -99,6 +99,7 @@ pub const MIGRATIONS: &[&str] = &[
          entry_price REAL,
          realized_pnl REAL NOT NULL DEFAULT 0,
          half_date TEXT,
+         exit_sma REAL,
          exit_reason TEXT,
          filled_at TEXT,
          closed_at TEXT,

@@ -3,7 +3,11 @@
 
 use anyhow::Result;
 use clap::Args;
-use skim_asx::Ctx;
+use skim_asx::discord::{self, PositionLine, PositionsSummary, format_price};
+use skim_asx::store::Store;
+use skim_asx::trade::TradeLock;
+use skim_asx::trade::view::{self, PositionsReport};
+use skim_asx::{Ctx, outbox, output};
 
 #[derive(Debug, Args)]
 pub struct PositionsArgs {
@@ -16,6 +20,157 @@ pub struct PositionsArgs {
     pub notify: bool,
 }
 
-pub fn run(_ctx: &Ctx, _args: PositionsArgs) -> Result<()> {
-    Err(skim_asx::error::failure("skim positions is being built").into())
+pub fn run(ctx: &Ctx, args: PositionsArgs) -> Result<()> {
+    // Reconciling records fills, so it waits its turn like a trade command.
+    let _lock = TradeLock::acquire(&ctx.config)?;
+    let store = Store::open(&ctx.config.db_path)?;
+    let now = ctx.now();
+    let report = view::positions(&ctx.config, &store, now, args.all)?;
+    if args.notify {
+        let summary = PositionsSummary {
+            positions: report
+                .positions
+                .iter()
+                .filter(|p| p.state != "external" && p.quantity > 0.0)
+                .map(|p| PositionLine {
+                    ticker: p.ticker.clone(),
+                    quantity: p.quantity as u64,
+                    entry_price: p.entry_price.unwrap_or(0.0),
+                    last_price: p.last.unwrap_or(0.0),
+                    unrealized_pnl: p.unrealized_pnl.unwrap_or(0.0),
+                })
+                .collect(),
+            realized_pnl: report.totals.realized_pnl,
+            missed_runs: Vec::new(),
+        };
+        outbox::enqueue(&store, &discord::daily_summary(&summary, now), now)?;
+    }
+    outbox::deliver_quietly(&store, ctx.config.discord_webhook_url.as_ref(), now);
+    if ctx.json {
+        output::print_json(&report)
+    } else {
+        print_human(&report)
+    }
+}
+
+fn opt_price(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), format_price)
+}
+
+fn money(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+}
+
+fn print_human(report: &PositionsReport) -> Result<()> {
+    let mut text = String::new();
+    if let Some(halt) = &report.halted {
+        text.push_str(&format!("HALTED since {}", halt.since.to_rfc3339()));
+        if let Some(why) = &halt.reason {
+            text.push_str(&format!(": {why}"));
+        }
+        text.push('\n');
+    }
+    for problem in &report.problems {
+        text.push_str(&format!("DISAGREES WITH THE BROKER: {problem}\n"));
+    }
+    if report.positions.is_empty() {
+        text.push_str("no open positions\n");
+    } else {
+        let mut table = output::table([
+            "ticker",
+            "qty",
+            "entry",
+            "entry date",
+            "last",
+            "stop",
+            "P&L $",
+            "P&L %",
+            "days",
+            "state",
+            "orders",
+        ]);
+        for p in &report.positions {
+            table.add_row(vec![
+                p.ticker.clone(),
+                p.quantity.to_string(),
+                opt_price(p.entry_price),
+                p.entry_date.map_or_else(|| "-".into(), |d| d.to_string()),
+                opt_price(p.last),
+                opt_price(p.stop),
+                money(p.unrealized_pnl),
+                money(p.unrealized_pnl_pct),
+                p.days_held.map_or_else(|| "-".into(), |d| d.to_string()),
+                p.state.clone(),
+                p.working_orders.to_string(),
+            ]);
+        }
+        text.push_str(&format!("{table}\n"));
+    }
+    if !report.orders.is_empty() {
+        let mut table = output::table([
+            "working order",
+            "purpose",
+            "side",
+            "type",
+            "qty",
+            "stop",
+            "limit",
+            "state",
+        ]);
+        for o in &report.orders {
+            table.add_row(vec![
+                format!("{} {}", o.ticker, o.coid),
+                o.purpose.clone(),
+                o.side.clone(),
+                o.order_type.clone(),
+                o.quantity.to_string(),
+                opt_price(o.stop_price),
+                opt_price(o.limit_price),
+                o.state.clone(),
+            ]);
+        }
+        text.push_str(&format!("{table}\n"));
+    }
+    if !report.closed.is_empty() {
+        let mut table = output::table([
+            "closed",
+            "entry date",
+            "entry",
+            "qty",
+            "closed at",
+            "exit",
+            "realized $",
+        ]);
+        for c in &report.closed {
+            table.add_row(vec![
+                c.ticker.clone(),
+                c.entry_date.to_string(),
+                opt_price(c.entry_price),
+                c.quantity.to_string(),
+                c.closed_at.clone().unwrap_or_else(|| "-".into()),
+                c.exit_reason.clone().unwrap_or_else(|| c.state.clone()),
+                format!("{:.2}", c.realized_pnl),
+            ]);
+        }
+        text.push_str(&format!("{table}\n"));
+    }
+    let t = &report.totals;
+    text.push_str(&format!(
+        "totals: {} position(s), market value A${:.2}, unrealized A${:.2}, realized A${:.2}\n",
+        t.positions, t.market_value, t.unrealized_pnl, t.realized_pnl
+    ));
+    if let Some(account) = &report.account {
+        text.push_str(&format!(
+            "account: net liquidation {}, available funds {}, buying power {}{}\n",
+            money(account.net_liquidation),
+            money(account.available_funds),
+            money(account.buying_power),
+            account
+                .currency
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        ));
+    }
+    output::print_text(&text)
 }

@@ -72,15 +72,7 @@ pub fn run(ctx: &Ctx, args: ScanArgs) -> Result<()> {
 
 /// Sends what the outbox holds; a failure is a warning, never the scan's.
 fn deliver(ctx: &Ctx, store: &Store) {
-    match outbox::deliver_with(store, ctx.config.discord_webhook_url.as_ref(), ctx.now()) {
-        Ok(report) if report.failed > 0 => log::warn!(
-            "{} notification(s) not delivered ({}); they stay queued",
-            report.failed,
-            report.stopped.as_deref().unwrap_or("Discord refused them")
-        ),
-        Ok(_) => {}
-        Err(err) => log::warn!("could not deliver notifications: {err:#}"),
-    }
+    outbox::deliver_quietly(store, ctx.config.discord_webhook_url.as_ref(), ctx.now());
 }
 
 fn print_human(report: &ScanReport) -> Result<()> {

@@ -108,7 +108,11 @@ mod tests {
 
     #[test]
     fn no_data_is_empty_and_other_errors_are_errors() {
-        assert!(parse_bars(&json!({"error": "No data."})).unwrap().is_empty());
+        assert!(
+            parse_bars(&json!({"error": "No data."}))
+                .unwrap()
+                .is_empty()
+        );
         assert!(parse_bars(&json!({"error": "bad bar"})).is_err());
         assert!(parse_bars(&json!({"data": [{"o": 1}]})).is_err());
     }

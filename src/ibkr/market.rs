@@ -974,6 +974,42 @@ fn no_asx_listing(symbol: &str, why: &str) -> anyhow::Error {
         .into()
 }
 
+/// The contract's price steps from `GET /iserver/contract/{conid}/info-and-rules`,
+/// or `None` when IBKR does not give them (the caller falls back to the
+/// ASX's published steps).
+pub fn increment_rules(
+    client: &Client,
+    conid: i64,
+) -> Result<Option<Vec<crate::ticks::IncrementRule>>> {
+    let answer = client.get(
+        &format!("/iserver/contract/{conid}/info-and-rules"),
+        &[("isBuy", "true".to_owned())],
+    )?;
+    let rules = answer
+        .get("rules")
+        .unwrap_or(&answer)
+        .get("incrementRules")
+        .and_then(Value::as_array);
+    let Some(rules) = rules else {
+        return Ok(None);
+    };
+    let parsed = rules
+        .iter()
+        .map(|rule| {
+            let edge = super::fields::parse_price(rule.get("lowerEdge").unwrap_or(&Value::Null))?;
+            let step = super::fields::parse_price(rule.get("increment").unwrap_or(&Value::Null))?;
+            match (edge, step) {
+                (Some(lower_edge), Some(increment)) => Ok(crate::ticks::IncrementRule {
+                    lower_edge,
+                    increment,
+                }),
+                _ => anyhow::bail!("conid {conid}: an increment rule lacks lowerEdge or increment"),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((!parsed.is_empty()).then_some(parsed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1402,37 +1438,4 @@ mod tests {
         let err = JsonContractCache::open(&path).unwrap_err();
         assert!(err.to_string().contains("contracts.json"), "{err}");
     }
-}
-
-/// The contract's price steps from `GET /iserver/contract/{conid}/info-and-rules`,
-/// or `None` when IBKR does not give them (the caller falls back to the
-/// ASX's published steps).
-pub fn increment_rules(client: &Client, conid: i64) -> Result<Option<Vec<crate::ticks::IncrementRule>>> {
-    let answer = client.get(
-        &format!("/iserver/contract/{conid}/info-and-rules"),
-        &[("isBuy", "true".to_owned())],
-    )?;
-    let rules = answer
-        .get("rules")
-        .unwrap_or(&answer)
-        .get("incrementRules")
-        .and_then(Value::as_array);
-    let Some(rules) = rules else {
-        return Ok(None);
-    };
-    let parsed = rules
-        .iter()
-        .map(|rule| {
-            let edge = super::fields::parse_price(rule.get("lowerEdge").unwrap_or(&Value::Null))?;
-            let step = super::fields::parse_price(rule.get("increment").unwrap_or(&Value::Null))?;
-            match (edge, step) {
-                (Some(lower_edge), Some(increment)) => Ok(crate::ticks::IncrementRule {
-                    lower_edge,
-                    increment,
-                }),
-                _ => anyhow::bail!("conid {conid}: an increment rule lacks lowerEdge or increment"),
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((!parsed.is_empty()).then_some(parsed))
 }

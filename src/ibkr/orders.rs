@@ -166,7 +166,10 @@ pub enum Placement {
     Rejected(String),
     /// IBKR asked a question nobody reviewed; skim declined it, so the
     /// order was discarded.
-    Refused { message_ids: Vec<String>, text: String },
+    Refused {
+        message_ids: Vec<String>,
+        text: String,
+    },
 }
 
 /// Whether an error leaves an order request's outcome unknown: no complete
@@ -241,7 +244,10 @@ fn settle(client: &Client, mut answer: Value, reviewed: &[&str]) -> Result<Place
                     }
                     return Ok(Placement::Refused { message_ids, text });
                 }
-                log::info!("confirming reviewed IBKR question {}", message_ids.join(", "));
+                log::info!(
+                    "confirming reviewed IBKR question {}",
+                    message_ids.join(", ")
+                );
                 answer = client.post(&path, &json!({ "confirmed": true }))?;
             }
         }
@@ -363,7 +369,10 @@ impl LiveOrder {
 pub fn live_orders(client: &Client) -> Result<Vec<LiveOrder>> {
     for poll in 1..=LIVE_ORDER_POLLS {
         let answer = client.get("/iserver/account/orders", &[])?;
-        let ready = answer.get("snapshot").and_then(Value::as_bool).unwrap_or(true);
+        let ready = answer
+            .get("snapshot")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         if ready || poll == LIVE_ORDER_POLLS {
             if !ready {
                 bail!("IBKR's live orders list was still not ready after {poll} calls");
@@ -619,7 +628,10 @@ mod tests {
             _ => panic!("expected placed"),
         }
         let bare = json!({"order_id": "7", "order_status": "Submitted"});
-        assert!(matches!(read_answer(&bare).unwrap(), Step::Done(Placement::Placed(_))));
+        assert!(matches!(
+            read_answer(&bare).unwrap(),
+            Step::Done(Placement::Placed(_))
+        ));
         let rejected = json!({"error": "Order price is too far from market"});
         match read_answer(&rejected).unwrap() {
             Step::Done(Placement::Rejected(text)) => assert!(text.contains("too far")),
@@ -654,7 +666,10 @@ mod tests {
         assert_eq!(orders[0].order_type, Some(OrderType::Stop));
         assert_eq!(orders[0].total, 110.0);
         assert!(orders[0].is_working());
-        assert_eq!(parse_live_orders(&json!({"snapshot": true})).unwrap(), vec![]);
+        assert_eq!(
+            parse_live_orders(&json!({"snapshot": true})).unwrap(),
+            vec![]
+        );
 
         let execs = json!([{"execution_id": "0001f4e8.01", "conid": 4036812, "side": "B",
             "size": 110, "price": "45.25", "order_ref": "skim-20260302-BHP-entry",

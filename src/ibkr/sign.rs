@@ -195,7 +195,7 @@ pub fn dh_challenge(a: &BigUint, prime: &BigUint) -> String {
 /// Forgetting the byte breaks the token in half of all handshakes.
 pub fn k_bytes(k: &BigUint) -> Vec<u8> {
     let mut bytes = k.to_bytes_be();
-    if k.bits() % 8 == 0 {
+    if k.bits().is_multiple_of(8) {
         bytes.insert(0, 0);
     }
     bytes

@@ -129,18 +129,30 @@ fn candidates(store: &Store, date: NaiveDate) -> Result<Vec<Candidate>> {
 
 /// Runs `trade enter` at `now`. Returns the report; a `halted` or `refused`
 /// status is for the caller to turn into exit 4 after printing it.
-pub fn enter(config: &Config, store: &Store, now: DateTime<Utc>, opts: &EnterOptions) -> Result<EnterReport> {
+pub fn enter(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    opts: &EnterOptions,
+) -> Result<EnterReport> {
     let today = now.with_timezone(&EXCHANGE_TZ).date_naive();
     if let Some(reason) = crate::scan::closed_reason(now) {
         return Ok(EnterReport::new(today, "skipped", Some(reason)));
     }
     if let Some(halt) = halt_state(store)? {
         let reason = match &halt.reason {
-            Some(why) => format!("trading is halted since {} ({why})", halt.since.to_rfc3339()),
+            Some(why) => format!(
+                "trading is halted since {} ({why})",
+                halt.since.to_rfc3339()
+            ),
             None => format!("trading is halted since {}", halt.since.to_rfc3339()),
         };
         if !opts.dry_run {
-            outbox::enqueue(store, &Event::Refused(format!("trade enter: {reason}")).message(now), now)?;
+            outbox::enqueue(
+                store,
+                &Event::Refused(format!("trade enter: {reason}")).message(now),
+                now,
+            )?;
         }
         return Ok(EnterReport::new(today, "halted", Some(reason)));
     }
@@ -207,7 +219,10 @@ pub fn enter(config: &Config, store: &Store, now: DateTime<Utc>, opts: &EnterOpt
             continue;
         }
         if open_count >= opts.max_positions {
-            skip(&mut report, format!("already at the maximum of {} positions", opts.max_positions));
+            skip(
+                &mut report,
+                format!("already at the maximum of {} positions", opts.max_positions),
+            );
             continue;
         }
         let quote = quotes.iter().find(|q| q.conid == candidate.conid);
@@ -220,7 +235,10 @@ pub fn enter(config: &Config, store: &Store, now: DateTime<Utc>, opts: &EnterOpt
         }
         let bars = history::minute_bars(&broker.client, candidate.conid)?;
         let Some(range) = rules::opening_range(&bars, today, opts.or_minutes, now) else {
-            let reason = match bars.iter().find(|b| b.at.with_timezone(&EXCHANGE_TZ).date_naive() == today) {
+            let reason = match bars
+                .iter()
+                .find(|b| b.at.with_timezone(&EXCHANGE_TZ).date_naive() == today)
+            {
                 Some(first) => format!(
                     "the opening range is not complete until {}",
                     (first.at + chrono::Duration::minutes(i64::from(opts.or_minutes)))
@@ -269,7 +287,9 @@ pub fn enter(config: &Config, store: &Store, now: DateTime<Utc>, opts: &EnterOpt
         if value < MIN_PARCEL {
             skip(
                 &mut report,
-                format!("position value A${value:.2} is under the A${MIN_PARCEL:.0} minimum parcel"),
+                format!(
+                    "position value A${value:.2} is under the A${MIN_PARCEL:.0} minimum parcel"
+                ),
             );
             continue;
         }
@@ -381,18 +401,25 @@ pub fn enter(config: &Config, store: &Store, now: DateTime<Utc>, opts: &EnterOpt
     Ok(report)
 }
 
-fn note_outcome(sent: &Sent, group: &[Order], placed: &mut Vec<EntryOrder>, refusals: &mut Vec<String>) {
+fn note_outcome(
+    sent: &Sent,
+    group: &[Order],
+    placed: &mut Vec<EntryOrder>,
+    refusals: &mut Vec<String>,
+) {
     let entry = &group[0];
     let stop = group.get(1).and_then(Order::stop_price).unwrap_or(0.0);
     match sent {
         Sent::Placed | Sent::Found => placed.push(EntryOrder {
             ticker: entry.ticker.clone(),
             quantity: entry.quantity,
-            entry: entry.stop_price().unwrap_or(0.0),
-            stop,
+            entry_stop: entry.stop_price().unwrap_or(0.0),
+            stop_loss: stop,
         }),
         Sent::Refused(note) => refusals.push(format!("{}: {note}", entry.ticker)),
-        Sent::Rejected(note) => refusals.push(format!("{}: IBKR rejected the entry: {note}", entry.ticker)),
+        Sent::Rejected(note) => {
+            refusals.push(format!("{}: IBKR rejected the entry: {note}", entry.ticker))
+        }
         Sent::Unclear(note) => refusals.push(format!(
             "{}: no clear answer placing the entry ({note}); the next run looks it up by cOID",
             entry.ticker
@@ -403,8 +430,12 @@ fn note_outcome(sent: &Sent, group: &[Order], placed: &mut Vec<EntryOrder>, refu
 /// One snapshot of every candidate (IBKR wants one before orders anyway).
 fn quotes(broker: &Broker, candidates: &[Candidate]) -> Result<Vec<Quote>> {
     let conids: Vec<i64> = candidates.iter().map(|c| c.conid).collect();
-    market::snapshot(&broker.client, &conids, &[fields::LAST, fields::AVAILABILITY])
-        .context("failed to read the candidates' quotes")
+    market::snapshot(
+        &broker.client,
+        &conids,
+        &[fields::LAST, fields::AVAILABILITY],
+    )
+    .context("failed to read the candidates' quotes")
 }
 
 /// Available funds from the account summary; `None` (no limit applied, a

@@ -90,6 +90,8 @@ pub struct Position {
     pub entry_price: Option<f64>,
     pub realized_pnl: f64,
     pub half_date: Option<NaiveDate>,
+    /// The 10-day SMA the trailing exit fired on.
+    pub exit_sma: Option<f64>,
     pub exit_reason: Option<String>,
     pub filled_at: Option<String>,
     pub closed_at: Option<String>,
@@ -97,7 +99,7 @@ pub struct Position {
 
 const POSITION_COLUMNS: &str = "id, entry_date, ticker, conid, state, planned_qty, \
      planned_entry, or_high, or_low, stop_price, quantity, bought, entry_price, realized_pnl, \
-     half_date, exit_reason, filled_at, closed_at";
+     half_date, exit_reason, filled_at, closed_at, exit_sma";
 
 fn date(text: String) -> rusqlite::Result<NaiveDate> {
     text.parse().map_err(|e| {
@@ -128,6 +130,7 @@ fn position_from(row: &Row<'_>) -> rusqlite::Result<(Position, String)> {
             exit_reason: row.get(15)?,
             filled_at: row.get(16)?,
             closed_at: row.get(17)?,
+            exit_sma: row.get(18)?,
         },
         state,
     ))
@@ -212,7 +215,7 @@ pub fn save_position(conn: &Connection, p: &Position, now: DateTime<Utc>) -> Res
     conn.execute(
         "UPDATE positions SET state = ?2, stop_price = ?3, quantity = ?4, bought = ?5,
              entry_price = ?6, realized_pnl = ?7, half_date = ?8, exit_reason = ?9,
-             filled_at = ?10, closed_at = ?11, updated_at = ?12
+             filled_at = ?10, closed_at = ?11, updated_at = ?12, exit_sma = ?13
          WHERE id = ?1",
         params![
             p.id,
@@ -226,7 +229,8 @@ pub fn save_position(conn: &Connection, p: &Position, now: DateTime<Utc>) -> Res
             p.exit_reason,
             p.filled_at,
             p.closed_at,
-            timestamp(now)
+            timestamp(now),
+            p.exit_sma
         ],
     )?;
     Ok(())
@@ -414,7 +418,11 @@ fn order_from(row: &Row<'_>) -> rusqlite::Result<(Order, [String; 5])> {
     ))
 }
 
-fn orders_where(conn: &Connection, clause: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Order>> {
+fn orders_where(
+    conn: &Connection,
+    clause: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Order>> {
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM orders o JOIN positions p ON p.id = o.position_id \
          {clause} ORDER BY o.created_at, o.rowid"

@@ -98,8 +98,7 @@ impl TradeLock {
                 .into());
             }
             Err(std::fs::TryLockError::Error(err)) => {
-                return Err(err)
-                    .with_context(|| format!("failed to lock {}", path.display()));
+                return Err(err).with_context(|| format!("failed to lock {}", path.display()));
             }
         }
         file.set_len(0)?;
@@ -186,9 +185,19 @@ pub enum Sent {
 /// Sends `group` (one order, or a bracket parent followed by its children),
 /// which the caller has already journaled in state `intent` and committed.
 /// Records the outcome in the journal.
-pub fn send(store: &Store, broker: &Broker, group: &mut [Order], now: DateTime<Utc>) -> Result<Sent> {
+pub fn send(
+    store: &Store,
+    broker: &Broker,
+    group: &mut [Order],
+    now: DateTime<Utc>,
+) -> Result<Sent> {
     let tickets: Vec<_> = group.iter().map(Order::ticket).collect();
-    let outcome = orders::place(&broker.client, &broker.account, &tickets, REVIEWED_QUESTIONS);
+    let outcome = orders::place(
+        &broker.client,
+        &broker.account,
+        &tickets,
+        REVIEWED_QUESTIONS,
+    );
     let sent = match outcome {
         Ok(Placement::Placed(acks)) => {
             for (order, ack) in group.iter_mut().zip(acks) {
@@ -202,16 +211,24 @@ pub fn send(store: &Store, broker: &Broker, group: &mut [Order], now: DateTime<U
             Sent::Rejected(text)
         }
         Ok(Placement::Refused { message_ids, text }) => {
-            let note = format!("declined unreviewed question {}: {text}", message_ids.join(", "));
+            let note = format!(
+                "declined unreviewed question {}: {text}",
+                message_ids.join(", ")
+            );
             mark(group, OrderState::Refused, &note);
             Sent::Refused(note)
         }
         Err(err) if orders::is_unclear(&err) => {
             let note = format!("{err:#}");
-            log::warn!("no clear answer placing {}: {note}; looking it up", group[0].coid);
+            log::warn!(
+                "no clear answer placing {}: {note}; looking it up",
+                group[0].coid
+            );
             mark(group, OrderState::Unknown, &note);
             store.transaction(|tx| {
-                group.iter().try_for_each(|o| journal::save_order(tx, o, now))
+                group
+                    .iter()
+                    .try_for_each(|o| journal::save_order(tx, o, now))
             })?;
             let live = orders::live_orders(&broker.client)
                 .context("failed to look the order up after an unclear answer")?;
@@ -225,12 +242,18 @@ pub fn send(store: &Store, broker: &Broker, group: &mut [Order], now: DateTime<U
             let note = format!("{err:#}");
             mark(group, OrderState::Rejected, &note);
             store.transaction(|tx| {
-                group.iter().try_for_each(|o| journal::save_order(tx, o, now))
+                group
+                    .iter()
+                    .try_for_each(|o| journal::save_order(tx, o, now))
             })?;
             return Err(err.context(format!("IBKR did not take order {}", group[0].coid)));
         }
     };
-    store.transaction(|tx| group.iter().try_for_each(|o| journal::save_order(tx, o, now)))?;
+    store.transaction(|tx| {
+        group
+            .iter()
+            .try_for_each(|o| journal::save_order(tx, o, now))
+    })?;
     Ok(sent)
 }
 

@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::discord::{self, Message};
+use crate::discord::{self, Embed, Message};
+
+/// Title of the message a flattened position sends.
+pub const FLATTENED_TITLE: &str = "Position Flattened";
 
 /// Something a trader wants to hear about.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +36,7 @@ pub enum Event {
         ticker: String,
         quantity: u64,
         price: f64,
+        sma: f64,
         pnl: f64,
     },
     Flattened {
@@ -75,14 +79,32 @@ impl Event {
                 ticker,
                 quantity,
                 price,
+                sma,
                 pnl,
-            } => discord::trail_exit(ticker, *quantity, *price, None, *pnl, at),
+            } => discord::trail_exit(ticker, *quantity, *price, *sma, *pnl, at),
             Event::Flattened {
                 ticker,
                 quantity,
                 price,
                 pnl,
-            } => discord::trail_exit(ticker, *quantity, *price, None, *pnl, at),
+            } => {
+                let colour = if *pnl < 0.0 {
+                    discord::RED
+                } else {
+                    discord::GREEN
+                };
+                Message::embed(
+                    Embed::new(FLATTENED_TITLE, colour)
+                        .description(format!(
+                            "{ticker}: all shares sold by `skim trade halt --flatten`"
+                        ))
+                        .field("Ticker", ticker, true)
+                        .field("Quantity", quantity.to_string(), true)
+                        .field("Price", format!("${}", discord::format_price(*price)), true)
+                        .field("P&L", discord::format_pnl(*pnl), true)
+                        .timestamp(at),
+                )
+            }
             Event::Refused(reason) => discord::trade_refused(reason, at),
             Event::Error(text) => discord::trade_error(text, at),
         }

@@ -191,7 +191,10 @@ fn find_unsettled(orders: &mut [Order], view: &BrokerView, claimed: &mut HashSet
             .executions
             .iter()
             .any(|e| e.order_ref.as_deref() == Some(coid.as_str()));
-        let parent_idx = orders.iter().position(|o| o.coid == coid).expect("listed above");
+        let parent_idx = orders
+            .iter()
+            .position(|o| o.coid == coid)
+            .expect("listed above");
         match parent_live {
             Some(found) => {
                 apply_status(&mut orders[parent_idx], found);
@@ -204,24 +207,24 @@ fn find_unsettled(orders: &mut [Order], view: &BrokerView, claimed: &mut HashSet
             }
         }
         let parent_state = orders[parent_idx].state;
-        for i in 0..orders.len() {
-            if orders[i].parent_coid.as_deref() != Some(coid.as_str())
-                || orders[i].order_id.is_some()
-            {
+        for child in orders.iter_mut() {
+            if child.parent_coid.as_deref() != Some(coid.as_str()) || child.order_id.is_some() {
                 continue;
             }
-            let found = parent_live.and_then(|p| find_child(&orders[i], p, &view.live, claimed));
-            match found {
+            match parent_live.and_then(|p| find_child(child, p, &view.live, claimed)) {
                 Some(l) => {
                     claimed.insert(l.order_id.clone());
-                    apply_status(&mut orders[i], l);
+                    apply_status(child, l);
                 }
-                None if parent_state == OrderState::Lost => {
-                    orders[i].state = OrderState::Lost;
+                // Without its parent, or when it cannot be told apart from
+                // other orders, the child counts as lost; the protective-stop
+                // check places a stop of its own if shares are held.
+                None => {
+                    child.state = OrderState::Lost;
+                    if parent_state != OrderState::Lost {
+                        child.note = Some("bracket child not identified at the broker".into());
+                    }
                 }
-                // The parent exists but its child cannot be told apart; the
-                // protective-stop check places a stop of its own if needed.
-                None => orders[i].state = OrderState::Lost,
             }
         }
     }
@@ -325,9 +328,13 @@ fn apply_executions(
 
 /// The stop order (working, or the last one) of the active position in `conid`.
 fn stop_for(orders: &[Order], positions: &BTreeMap<i64, Position>, conid: i64) -> Option<usize> {
-    let position = positions
-        .values()
-        .find(|p| p.conid == conid && matches!(p.state, PositionState::Open | PositionState::Half | PositionState::Entering))?;
+    let position = positions.values().find(|p| {
+        p.conid == conid
+            && matches!(
+                p.state,
+                PositionState::Open | PositionState::Half | PositionState::Entering
+            )
+    })?;
     let stops: Vec<usize> = orders
         .iter()
         .enumerate()
@@ -355,7 +362,8 @@ fn apply_fill(
             let cost = position.entry_price.unwrap_or(0.0) * position.bought as f64;
             position.bought += quantity;
             position.quantity += quantity;
-            position.entry_price = Some((cost + exec.price * quantity as f64) / position.bought as f64);
+            position.entry_price =
+                Some((cost + exec.price * quantity as f64) / position.bought as f64);
             if position.state == PositionState::Entering {
                 position.state = PositionState::Open;
                 position.filled_at = Some(timestamp(now));
@@ -413,6 +421,7 @@ fn apply_fill(
                     ticker,
                     quantity: sold,
                     price: exec.price,
+                    sma: position.exit_sma.unwrap_or(0.0),
                     pnl: position.realized_pnl,
                 },
                 Purpose::Flatten => Event::Flattened {

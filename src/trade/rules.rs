@@ -90,7 +90,7 @@ pub fn entry_prices(
 
 /// Whole shares worth at most `value` at `price`.
 pub fn shares_for(value: f64, price: f64) -> u64 {
-    if !(price > 0.0) || !(value > 0.0) {
+    if price.is_nan() || value.is_nan() || price <= 0.0 || value <= 0.0 {
         return 0;
     }
     // A hair of tolerance so that 5000 / 2.5 is 2000, not 1999.
@@ -175,7 +175,9 @@ mod tests {
 
     #[test]
     fn the_range_covers_the_first_minutes_only() {
-        let mut bars: Vec<Bar> = (0..10).map(|m| bar(10, m, 2.50 + m as f64 / 100.0, 2.40)).collect();
+        let mut bars: Vec<Bar> = (0..10)
+            .map(|m| bar(10, m, 2.50 + m as f64 / 100.0, 2.40))
+            .collect();
         bars.push(bar(10, 10, 3.00, 2.30));
         let range = opening_range(&bars, day(), 10, at(10, 12)).unwrap();
         assert_eq!(range.high, 2.59);
@@ -188,7 +190,9 @@ mod tests {
 
     #[test]
     fn the_range_starts_at_the_first_trade_not_the_bell() {
-        let bars: Vec<Bar> = (3..20).map(|m| bar(10, m, 1.0 + m as f64 / 1000.0, 0.9)).collect();
+        let bars: Vec<Bar> = (3..20)
+            .map(|m| bar(10, m, 1.0 + m as f64 / 1000.0, 0.9))
+            .collect();
         let range = opening_range(&bars, day(), 5, at(10, 30)).unwrap();
         assert_eq!(range.first_bar, at(10, 3));
         assert_eq!(range.high, 1.007);
@@ -225,8 +229,14 @@ mod tests {
     fn day_three_counts_trading_days() {
         // Entry Thursday 2 April 2026; Good Friday and Easter Monday are holidays.
         let entry = NaiveDate::from_ymd_opt(2026, 4, 2).unwrap();
-        assert_eq!(days_held(entry, NaiveDate::from_ymd_opt(2026, 4, 8).unwrap()), 2);
-        assert_eq!(days_held(entry, NaiveDate::from_ymd_opt(2026, 4, 9).unwrap()), 3);
+        assert_eq!(
+            days_held(entry, NaiveDate::from_ymd_opt(2026, 4, 8).unwrap()),
+            2
+        );
+        assert_eq!(
+            days_held(entry, NaiveDate::from_ymd_opt(2026, 4, 9).unwrap()),
+            3
+        );
     }
 
     #[test]
@@ -246,7 +256,10 @@ mod tests {
             .collect();
         let today = NaiveDate::from_ymd_opt(2026, 3, 11).unwrap();
         let check = sma_check(&daily, today, false).unwrap();
-        assert_eq!(check.close_date, NaiveDate::from_ymd_opt(2026, 3, 10).unwrap());
+        assert_eq!(
+            check.close_date,
+            NaiveDate::from_ymd_opt(2026, 3, 10).unwrap()
+        );
         assert!((check.sma - 0.95).abs() < 1e-9);
         assert!(check.says_exit());
         let after = sma_check(&daily, today, true).unwrap();
