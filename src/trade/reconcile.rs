@@ -141,7 +141,7 @@ pub fn reconcile(
         find_unsettled(&mut orders, view, &mut claimed);
         refresh_states(&mut orders, &positions, view, today);
         apply_executions(tx, &mut orders, &mut positions, view, now, &mut result)?;
-        settle_entries(&orders, &mut positions, now);
+        settle_entries(&orders, &mut positions, today, now);
         compare_positions(&positions, view, &mut result);
         let known: HashSet<&str> = orders.iter().map(|o| o.coid.as_str()).collect();
         for l in &view.live {
@@ -436,7 +436,12 @@ fn apply_fill(
 }
 
 /// An entry that ended without a fill leaves a cancelled position.
-fn settle_entries(orders: &[Order], positions: &mut BTreeMap<i64, Position>, now: DateTime<Utc>) {
+fn settle_entries(
+    orders: &[Order],
+    positions: &mut BTreeMap<i64, Position>,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) {
     for position in positions.values_mut() {
         if position.state != PositionState::Entering || position.bought > 0 {
             continue;
@@ -444,11 +449,13 @@ fn settle_entries(orders: &[Order], positions: &mut BTreeMap<i64, Position>, now
         let entry = orders
             .iter()
             .find(|o| o.position_id == position.id && o.purpose == Purpose::Entry);
+        // A lost entry may be sent again the same day; after that it is over.
+        let lost_for_good = |o: &Order| o.state == OrderState::Lost && position.entry_date < today;
         if let Some(entry) = entry
-            && matches!(
+            && (matches!(
                 entry.state,
                 OrderState::Cancelled | OrderState::Rejected | OrderState::Refused
-            )
+            ) || lost_for_good(entry))
         {
             position.state = PositionState::Cancelled;
             position.closed_at = Some(timestamp(now));
@@ -483,5 +490,290 @@ fn compare_positions(
         if b.quantity.abs() > 1e-9 && !expected.contains_key(&b.conid) {
             result.external.push(b.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ibkr::orders::{OrderType, Tif};
+    use crate::trade::coid;
+    use crate::trade::journal::NewPosition;
+    use chrono::TimeZone;
+
+    const CONID: i64 = 4036812;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 23, 30, 0).unwrap()
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()
+    }
+
+    /// A store holding one position with its journaled bracket.
+    fn journaled() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("skim.db")).unwrap();
+        store
+            .transaction(|tx| {
+                let id = journal::insert_position(
+                    tx,
+                    &NewPosition {
+                        entry_date: today(),
+                        ticker: "BHP".into(),
+                        conid: CONID,
+                        planned_qty: 100,
+                        planned_entry: 45.21,
+                        or_high: 45.20,
+                        or_low: 44.50,
+                        stop_price: 44.40,
+                    },
+                    now(),
+                )?;
+                let entry = coid(today(), "BHP", "entry");
+                for (key, purpose, parent, side, price, tif) in [
+                    (
+                        entry.clone(),
+                        Purpose::Entry,
+                        None,
+                        Side::Buy,
+                        45.21,
+                        Tif::Day,
+                    ),
+                    (
+                        coid(today(), "BHP", "stop"),
+                        Purpose::Stop,
+                        Some(entry.clone()),
+                        Side::Sell,
+                        44.40,
+                        Tif::Gtc,
+                    ),
+                ] {
+                    journal::insert_order(
+                        tx,
+                        &Order {
+                            coid: key,
+                            position_id: id,
+                            purpose,
+                            parent_coid: parent,
+                            conid: CONID,
+                            ticker: "BHP".into(),
+                            side,
+                            order_type: OrderType::Stop,
+                            tif,
+                            quantity: 100,
+                            price: Some(price),
+                            aux_price: None,
+                            order_id: None,
+                            state: OrderState::Intent,
+                            filled: 0,
+                            avg_price: None,
+                            note: None,
+                        },
+                        now(),
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn live(id: &str, side: Side, status: &str, order_ref: Option<&str>) -> LiveOrder {
+        LiveOrder {
+            order_id: id.into(),
+            conid: CONID,
+            ticker: "BHP".into(),
+            side: Some(side),
+            order_type: Some(OrderType::Stop),
+            status: status.into(),
+            filled: 0.0,
+            remaining: 100.0,
+            total: 100.0,
+            avg_price: None,
+            order_ref: order_ref.map(str::to_owned),
+            parent: None,
+            price: None,
+            aux_price: None,
+        }
+    }
+
+    fn exec(
+        id: &str,
+        side: Side,
+        size: f64,
+        price: f64,
+        order_ref: Option<&str>,
+        time: &str,
+    ) -> Execution {
+        Execution {
+            execution_id: id.into(),
+            conid: CONID,
+            side,
+            size,
+            price,
+            order_ref: order_ref.map(str::to_owned),
+            trade_time: time.into(),
+        }
+    }
+
+    fn held(quantity: f64) -> BrokerPosition {
+        BrokerPosition {
+            conid: CONID,
+            description: "BHP".into(),
+            quantity,
+            avg_cost: Some(45.25),
+            market_price: Some(45.5),
+        }
+    }
+
+    fn entry_ref() -> String {
+        coid(today(), "BHP", "entry")
+    }
+
+    #[test]
+    fn an_unclear_bracket_is_adopted_by_its_coid() {
+        let (_dir, store) = journaled();
+        let view = BrokerView {
+            live: vec![
+                live("11", Side::Buy, "PreSubmitted", Some(&entry_ref())),
+                live("12", Side::Sell, "PreSubmitted", None),
+            ],
+            ..BrokerView::default()
+        };
+        let rec = reconcile(&store, &view, today(), now(), false).unwrap();
+        assert!(rec.agrees(), "{:?}", rec.problems);
+        let orders = journal::all_orders(store.connection()).unwrap();
+        assert_eq!(orders[0].order_id.as_deref(), Some("11"));
+        assert_eq!(orders[1].order_id.as_deref(), Some("12"));
+        assert!(orders.iter().all(|o| o.state == OrderState::Working));
+    }
+
+    #[test]
+    fn an_order_the_broker_never_saw_is_lost_and_its_position_stays_entering() {
+        let (_dir, store) = journaled();
+        reconcile(&store, &BrokerView::default(), today(), now(), false).unwrap();
+        let orders = journal::all_orders(store.connection()).unwrap();
+        assert!(orders.iter().all(|o| o.state == OrderState::Lost));
+        let positions = journal::active_positions(store.connection()).unwrap();
+        assert_eq!(positions[0].state, PositionState::Entering);
+    }
+
+    #[test]
+    fn fills_are_recorded_once_and_a_stop_closes_the_position() {
+        let (_dir, store) = journaled();
+        let mut view = BrokerView {
+            live: vec![
+                live("11", Side::Buy, "Filled", Some(&entry_ref())),
+                live("12", Side::Sell, "Submitted", None),
+            ],
+            executions: vec![exec(
+                "e1",
+                Side::Buy,
+                100.0,
+                45.25,
+                Some(&entry_ref()),
+                "20260301-23:20:00",
+            )],
+            positions: vec![held(100.0)],
+        };
+        let rec = reconcile(&store, &view, today(), now(), false).unwrap();
+        assert!(rec.agrees(), "{:?}", rec.problems);
+        assert!(matches!(
+            rec.events[..],
+            [Event::EntryFilled { quantity: 100, .. }]
+        ));
+        let p = &journal::active_positions(store.connection()).unwrap()[0];
+        assert_eq!(
+            (p.state, p.quantity, p.entry_price),
+            (PositionState::Open, 100, Some(45.25))
+        );
+
+        // The same list again changes nothing.
+        let again = reconcile(&store, &view, today(), now(), false).unwrap();
+        assert!(again.events.is_empty() && again.agrees());
+
+        // The stop (a bracket child: no order_ref) fills.
+        view.live[1].status = "Filled".into();
+        view.executions.push(exec(
+            "e2",
+            Side::Sell,
+            100.0,
+            44.40,
+            None,
+            "20260302-01:00:00",
+        ));
+        view.positions.clear();
+        let rec = reconcile(&store, &view, today(), now(), false).unwrap();
+        assert!(rec.agrees(), "{:?}", rec.problems);
+        match &rec.events[..] {
+            [Event::StopHit { quantity, pnl, .. }] => {
+                assert_eq!(*quantity, 100);
+                assert!((pnl - (-85.0)).abs() < 1e-6, "{pnl}");
+            }
+            other => panic!("expected a stop hit, got {other:?}"),
+        }
+        let all = journal::all_positions(store.connection()).unwrap();
+        assert_eq!(all[0].state, PositionState::Closed);
+        assert_eq!(all[0].exit_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn disagreements_are_problems_and_strangers_are_external() {
+        let (_dir, store) = journaled();
+        let view = BrokerView {
+            live: vec![
+                live("11", Side::Buy, "Filled", Some(&entry_ref())),
+                live("12", Side::Sell, "Submitted", None),
+                live(
+                    "99",
+                    Side::Buy,
+                    "Submitted",
+                    Some("skim-20260302-XYZ-entry"),
+                ),
+            ],
+            executions: vec![exec(
+                "e1",
+                Side::Buy,
+                100.0,
+                45.25,
+                Some(&entry_ref()),
+                "20260301-23:20:00",
+            )],
+            positions: vec![
+                held(60.0),
+                BrokerPosition {
+                    conid: 8644,
+                    description: "CBA".into(),
+                    quantity: 10.0,
+                    avg_cost: Some(150.0),
+                    market_price: None,
+                },
+            ],
+        };
+        let rec = reconcile(&store, &view, today(), now(), false).unwrap();
+        assert_eq!(rec.problems.len(), 2, "{:?}", rec.problems);
+        assert!(rec.problems[0].contains("BHP: skim's records hold 100 shares, the broker 60"));
+        assert!(rec.problems[1].contains("skim-20260302-XYZ-entry"));
+        assert_eq!(rec.external.len(), 1);
+        assert_eq!(rec.external[0].conid, 8644);
+    }
+
+    #[test]
+    fn an_unfilled_day_entry_from_an_earlier_day_is_cancelled() {
+        let (_dir, store) = journaled();
+        let placed = BrokerView {
+            live: vec![
+                live("11", Side::Buy, "Submitted", Some(&entry_ref())),
+                live("12", Side::Sell, "PreSubmitted", None),
+            ],
+            ..BrokerView::default()
+        };
+        reconcile(&store, &placed, today(), now(), false).unwrap();
+        let tomorrow = today().succ_opt().unwrap();
+        reconcile(&store, &BrokerView::default(), tomorrow, now(), false).unwrap();
+        let all = journal::all_positions(store.connection()).unwrap();
+        assert_eq!(all[0].state, PositionState::Cancelled);
     }
 }
