@@ -43,7 +43,7 @@ pub struct EnterArgs {
     pub max_positions: u32,
 
     /// Skip when (entry - stop) / entry is above this, in percent
-    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    #[arg(long, value_name = "PCT", default_value_t = 15.0)]
     pub max_risk: f64,
 
     /// Skip when the last price is already this far above the range high, in percent

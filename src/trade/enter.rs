@@ -261,7 +261,7 @@ pub fn enter(
             .filter(|l| l.is_trade())
             .map_or(range.last_close, |l| l.price);
         let chase = (last / range.high - 1.0) * 100.0;
-        if chase > opts.max_chase_pct {
+        if chase > opts.max_chase_pct + 1e-9 {
             skip(
                 &mut report,
                 format!(
@@ -272,7 +272,8 @@ pub fn enter(
             continue;
         }
         let risk = rules::risk_pct(&prices);
-        if risk > opts.max_risk_pct {
+        // A hair of tolerance: 10% computed in binary is 10.000000000000002.
+        if risk > opts.max_risk_pct + 1e-9 {
             skip(
                 &mut report,
                 format!(
