@@ -57,6 +57,9 @@ pub enum Command {
     Positions(cmd::positions::PositionsArgs),
     /// Send a Discord message through the outbox, or deliver what is queued
     Notify(cmd::notify::NotifyArgs),
+    /// Write the man pages or shell completions (for packagers; see scripts/install)
+    #[command(hide = true)]
+    Generate(cmd::generate::GenerateArgs),
 }
 
 #[cfg(test)]
