@@ -112,7 +112,10 @@ impl StatusLine {
             if left.is_zero() {
                 break;
             }
-            self.show(&format!("{label}: {} s left", left.as_secs_f64().ceil() as u64));
+            self.show(&format!(
+                "{label}: {} s left",
+                left.as_secs_f64().ceil() as u64
+            ));
             thread::sleep(left.min(TICK));
         }
         self.clear();
@@ -155,8 +158,10 @@ impl Steps {
     pub fn start(&mut self, item: &str) {
         self.done += 1;
         if self.line.is_shown() {
-            self.line
-                .show(&format!("{} {}/{} {item}", self.label, self.done, self.total));
+            self.line.show(&format!(
+                "{} {}/{} {item}",
+                self.label, self.done, self.total
+            ));
         }
     }
 
@@ -229,7 +234,10 @@ mod tests {
         let text = out.text();
         let drawn = text.split('\r').nth(1).unwrap();
         assert!(drawn.starts_with("\x1b[2K| evil?]0;title?x"), "{drawn:?}");
-        assert_eq!(drawn.chars().count(), "\x1b[2K| ".chars().count() + MAX_WIDTH);
+        assert_eq!(
+            drawn.chars().count(),
+            "\x1b[2K| ".chars().count() + MAX_WIDTH
+        );
     }
 
     #[test]
@@ -247,8 +255,14 @@ mod tests {
         line.countdown("waiting for IBKR's pacing", Duration::from_millis(1300));
         assert!(start.elapsed() >= Duration::from_millis(1300));
         let text = out.text();
-        assert!(text.contains("| waiting for IBKR's pacing: 2 s left"), "{text:?}");
-        assert!(text.contains("waiting for IBKR's pacing: 1 s left"), "{text:?}");
+        assert!(
+            text.contains("| waiting for IBKR's pacing: 2 s left"),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("waiting for IBKR's pacing: 1 s left"),
+            "{text:?}"
+        );
         assert!(text.ends_with("\r\x1b[2K"), "{text:?}");
         assert!(!text.contains('\n'), "never moves to a new line: {text:?}");
     }

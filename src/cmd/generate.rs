@@ -42,7 +42,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         GenerateWhat::Man { dir } => (dir, man_pages()?),
         GenerateWhat::Completions { dir } => (dir, completions()?),
     };
-    fs::create_dir_all(dir).with_context(|| format!("failed to create folder {}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create folder {}", dir.display()))?;
     for (name, bytes) in files {
         let path = dir.join(&name);
         fs::write(&path, bytes).with_context(|| format!("failed to write {}", path.display()))?;
@@ -213,7 +214,10 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ),
         ],
         "skim-scan" => &[
-            ("Scan, store the candidates and notify Discord:", "skim scan"),
+            (
+                "Scan, store the candidates and notify Discord:",
+                "skim scan",
+            ),
             (
                 "Try a larger minimum gap without storing or sending anything:",
                 "skim scan --dry-run --min-gap 5",
@@ -228,7 +232,10 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ),
         ],
         "skim-trade" => &[
-            ("See what entries would be placed now:", "skim trade enter --dry-run"),
+            (
+                "See what entries would be placed now:",
+                "skim trade enter --dry-run",
+            ),
             (
                 "Stop new entries until resumed:",
                 "skim trade halt --reason 'broker maintenance'",
@@ -318,7 +325,11 @@ pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
     Ok(pages)
 }
 
-fn add_pages(cmd: &Command, parent: Option<&str>, pages: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+fn add_pages(
+    cmd: &Command,
+    parent: Option<&str>,
+    pages: &mut Vec<(String, Vec<u8>)>,
+) -> Result<()> {
     // After build(), clap names nested commands "skim-trade-enter".
     let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_owned();
     pages.push((format!("{name}.1"), render_page(cmd, &name, parent)?));
@@ -380,7 +391,11 @@ fn render_page(cmd: &Command, name: &str, parent: Option<&str>) -> Result<Vec<u8
         see_also.push(format!("{parent}(1)"));
     }
     if name == "skim" {
-        see_also = vec!["systemd.timer(5)".into(), "crontab(5)".into(), "jq(1)".into()];
+        see_also = vec![
+            "systemd.timer(5)".into(),
+            "crontab(5)".into(),
+            "jq(1)".into(),
+        ];
     }
     extra.text([roman(see_also.join(", "))]);
 
@@ -451,7 +466,9 @@ mod tests {
             assert!(names.contains(&expected), "{expected} missing: {names:?}");
         }
         assert!(
-            !names.iter().any(|n| n.contains("generate") || n.contains("help")),
+            !names
+                .iter()
+                .any(|n| n.contains("generate") || n.contains("help")),
             "hidden and help commands get no page: {names:?}"
         );
     }
@@ -495,9 +512,15 @@ mod tests {
         assert!(enter.contains("\n.TH skim-trade-enter 1 "), "{enter}");
         assert!(enter.contains("skim trade enter"), "{enter}");
         assert!(enter.contains("\\-\\-max\\-positions"), "{enter}");
-        assert!(enter.contains("skim\\-trade(1)"), "parent in SEE ALSO: {enter}");
+        assert!(
+            enter.contains("skim\\-trade(1)"),
+            "parent in SEE ALSO: {enter}"
+        );
         let top = page(&pages, "skim.1");
-        assert!(top.contains("skim\\-positions(1)"), "subcommands listed: {top}");
+        assert!(
+            top.contains("skim\\-positions(1)"),
+            "subcommands listed: {top}"
+        );
     }
 
     #[test]
@@ -539,7 +562,10 @@ mod tests {
         let mut listed: Vec<&str> = ENVIRONMENT.iter().map(|(name, _)| *name).collect();
         listed.sort_unstable();
         assert_eq!(read, listed);
-        assert!(read.len() > 10, "the scan of config.rs found too little: {read:?}");
+        assert!(
+            read.len() > 10,
+            "the scan of config.rs found too little: {read:?}"
+        );
     }
 
     #[test]
@@ -565,6 +591,9 @@ mod tests {
         })
         .unwrap();
         let written = fs::read(target.join("skim-scan.1")).unwrap();
-        assert_eq!(written, page(&man_pages().unwrap(), "skim-scan.1").into_bytes());
+        assert_eq!(
+            written,
+            page(&man_pages().unwrap(), "skim-scan.1").into_bytes()
+        );
     }
 }

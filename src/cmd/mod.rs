@@ -241,7 +241,10 @@ mod tests {
         assert_eq!(name_of(&["skim", "trade", "manage", "--dry-run"]), None);
         assert_eq!(name_of(&["skim", "trade", "halt"]), Some("trade halt"));
         assert_eq!(name_of(&["skim", "trade", "resume"]), Some("trade resume"));
-        assert_eq!(name_of(&["skim", "positions", "--notify"]), Some("positions"));
+        assert_eq!(
+            name_of(&["skim", "positions", "--notify"]),
+            Some("positions")
+        );
         assert_eq!(name_of(&["skim", "auth-check"]), Some("auth-check"));
         assert_eq!(name_of(&["skim", "notify", "--flush"]), Some("notify"));
         assert_eq!(name_of(&["skim", "keys-gen"]), None);
@@ -250,7 +253,13 @@ mod tests {
 
     #[test]
     fn only_unattended_commands_count_as_scheduled() {
-        for name in ["scan", "trade enter", "trade manage", "trade halt", "positions"] {
+        for name in [
+            "scan",
+            "trade enter",
+            "trade manage",
+            "trade halt",
+            "positions",
+        ] {
             assert!(is_scheduled(name), "{name}");
         }
         for name in ["auth-check", "notify"] {
