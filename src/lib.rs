@@ -13,6 +13,7 @@ pub mod ibkr;
 pub mod keys;
 pub mod outbox;
 pub mod output;
+pub mod progress;
 pub mod scan;
 pub mod secret;
 pub mod store;

@@ -14,6 +14,7 @@ use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use rusqlite::{TransactionBehavior, params};
+use serde::Serialize;
 
 use crate::error;
 
@@ -156,6 +157,39 @@ pub struct Store {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunId(pub i64);
 
+/// One command's entry in the run log, as [`Store::last_runs`] and
+/// [`Store::runs_between`] return it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    /// The row id, increasing in the order runs were recorded.
+    pub id: i64,
+    /// The command as typed after `skim`, without flags: `scan`,
+    /// `trade enter`, `positions`.
+    pub command: String,
+    /// When it started, on the market clock (`SKIM_NOW` when set).
+    pub started_at: DateTime<Utc>,
+    /// When it ended; `None` while it runs, or when it died without
+    /// recording its end (killed, power cut).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How it ended: `ok`, or the exit status's kind (`failed`, `usage`,
+    /// `auth`, `refused`); `None` when it did not record its end.
+    pub outcome: Option<String>,
+    /// The process exit status, when recorded.
+    pub exit_code: Option<u8>,
+    /// The one-line error of a failed run, or a short summary.
+    pub message: Option<String>,
+}
+
+impl RunRecord {
+    /// Whether the run recorded its end with exit status 0.
+    pub fn is_success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// The columns [`RunRecord`] is read from, in its field order.
+const RUN_COLUMNS: &str = "id, command, started_at, finished_at, outcome, exit_code, message";
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to date.
@@ -265,6 +299,82 @@ impl Store {
         .with_context(|| format!("failed to record the end of run {}", id.0))
     }
 
+    /// The latest run of each command that has run at least once, ordered by
+    /// command name. "Latest" is by start time on the market clock, then by
+    /// the order recorded, so a replay with `SKIM_NOW` in the past does not
+    /// hide today's runs.
+    pub fn last_runs(&self) -> anyhow::Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM (
+                 SELECT *, row_number() OVER (
+                     PARTITION BY command ORDER BY started_at DESC, id DESC
+                 ) AS latest
+                 FROM runs
+             ) WHERE latest = 1 ORDER BY command"
+        );
+        self.query_runs(&sql, [])
+            .with_context(|| format!("failed to read the run log from {}", self.path.display()))
+    }
+
+    /// Every run that started at or after `from` and before `to`, oldest
+    /// first. An empty or inverted interval gives an empty list.
+    pub fn runs_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        // Stored times share one fixed-width UTC format, so comparing the
+        // text compares the instants.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE started_at >= ?1 AND started_at < ?2
+             ORDER BY started_at, id"
+        );
+        self.query_runs(&sql, params![timestamp(from), timestamp(to)])
+            .with_context(|| format!("failed to read the run log from {}", self.path.display()))
+    }
+
+    fn query_runs(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt
+            .query_map(params, |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, Option<i64>>(5)?,
+                    row.get::<_, Option<String>>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for (id, command, started, finished, outcome, code, message) in rows {
+            let bad = |column: &str| format!("run {id} in the run log has a bad {column}");
+            runs.push(RunRecord {
+                id,
+                command,
+                started_at: parse_timestamp(&started).with_context(|| bad("started_at"))?,
+                finished_at: finished
+                    .as_deref()
+                    .map(parse_timestamp)
+                    .transpose()
+                    .with_context(|| bad("finished_at"))?,
+                outcome,
+                exit_code: code
+                    .map(u8::try_from)
+                    .transpose()
+                    .with_context(|| bad("exit_code"))?,
+                message,
+            });
+        }
+        Ok(runs)
+    }
+
     /// The value stored under `key` in `settings`, if any.
     pub fn setting(&self, key: &str) -> anyhow::Result<Option<String>> {
         self.conn
@@ -361,6 +471,13 @@ impl Store {
 /// Formats an instant the way every table stores it: RFC 3339, UTC, `Z`.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Reads an instant stored by [`timestamp`] (any RFC 3339 form is taken).
+pub fn parse_timestamp(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .with_context(|| format!("{text:?} is not an RFC 3339 time"))
 }
 
 /// Turns a SQLite error on `path` into one that says what is wrong with the
@@ -635,5 +752,94 @@ mod tests {
                 .finish_run(RunId(id.0 + 100), later, "ok", 0, None)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn last_runs_keep_the_latest_start_of_each_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("skim.db")).unwrap();
+        let at = |minutes: i64| now() + chrono::Duration::minutes(minutes);
+        let scan = store.start_run("scan", at(0)).unwrap();
+        store.finish_run(scan, at(1), "ok", 0, None).unwrap();
+        let manage = store.start_run("trade manage", at(5)).unwrap();
+        store
+            .finish_run(
+                manage,
+                at(6),
+                "auth",
+                3,
+                Some("IBKR rejected the consumer key"),
+            )
+            .unwrap();
+        let later_scan = store.start_run("scan", at(10)).unwrap();
+        // Recorded after, but started before: a replay with SKIM_NOW.
+        let replay = store.start_run("scan", at(-60)).unwrap();
+        store.finish_run(replay, at(-59), "ok", 0, None).unwrap();
+
+        let last = store.last_runs().unwrap();
+        let summary: Vec<(&str, i64, Option<u8>)> = last
+            .iter()
+            .map(|r| (r.command.as_str(), r.id, r.exit_code))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("scan", later_scan.0, None),
+                ("trade manage", manage.0, Some(3))
+            ]
+        );
+        assert_eq!(last[0].finished_at, None, "still running or died");
+        assert!(!last[0].is_success());
+        assert_eq!(last[1].started_at, at(5));
+        assert_eq!(last[1].finished_at, Some(at(6)));
+        assert_eq!(last[1].outcome.as_deref(), Some("auth"));
+        assert_eq!(
+            last[1].message.as_deref(),
+            Some("IBKR rejected the consumer key")
+        );
+    }
+
+    #[test]
+    fn runs_between_is_half_open_and_ordered_by_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("skim.db")).unwrap();
+        assert!(store.last_runs().unwrap().is_empty());
+        let at = |minutes: i64| now() + chrono::Duration::minutes(minutes);
+        for (command, minute) in [("positions", 30), ("scan", 0), ("trade enter", 10)] {
+            let id = store.start_run(command, at(minute)).unwrap();
+            store.finish_run(id, at(minute + 1), "ok", 0, None).unwrap();
+        }
+        let commands = |from, to| -> Vec<String> {
+            store
+                .runs_between(at(from), at(to))
+                .unwrap()
+                .into_iter()
+                .map(|r| r.command)
+                .collect()
+        };
+        assert_eq!(commands(0, 31), ["scan", "trade enter", "positions"]);
+        assert_eq!(commands(0, 30), ["scan", "trade enter"]);
+        assert_eq!(commands(1, 10), Vec::<String>::new());
+        assert_eq!(commands(31, 0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_corrupt_run_row_is_an_error_naming_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("skim.db")).unwrap();
+        store
+            .connection()
+            .execute(
+                "INSERT INTO runs (command, started_at) VALUES ('scan', 'yesterday')",
+                [],
+            )
+            .unwrap();
+        let err = store.last_runs().unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("run 1 in the run log has a bad started_at"),
+            "{text}"
+        );
+        assert!(text.contains("\"yesterday\""), "{text}");
     }
 }

@@ -1,7 +1,6 @@
 //! `skim keys-gen`: the key files IBKR's self-service OAuth portal asks for,
 //! and what to copy back into `.env`.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,6 +8,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use skim_asx::keys::{self, DhSource, KeySetOptions, Progress};
+use skim_asx::progress::StatusLine;
 use skim_asx::{Ctx, dh, output};
 
 #[derive(Debug, Args)]
@@ -71,31 +71,24 @@ pub fn run(ctx: &Ctx, args: KeysGenArgs) -> Result<()> {
         force: args.force,
         dh,
     };
-    let show_progress = std::io::stderr().is_terminal();
+    let status = StatusLine::stderr();
     let tried = AtomicU64::new(0);
     let progress = |event: Progress| {
-        if !show_progress {
-            return;
-        }
         let line = match event {
             Progress::RsaKeys => "generating two 2048-bit RSA key pairs".to_owned(),
             Progress::DhCandidates(n) => {
                 // Workers report concurrently; only ever move forward.
-                if tried.fetch_max(n, Ordering::Relaxed) > n {
+                if !status.is_shown() || tried.fetch_max(n, Ordering::Relaxed) > n {
                     return;
                 }
                 format!("searching for a safe prime: {n} candidates tested")
             }
             Progress::Writing => "writing the key files".to_owned(),
         };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
+        status.show(&line);
     };
     let result = keys::write_key_set(&options, &progress);
-    if show_progress {
-        eprint!("\r\x1b[2K");
-    }
+    status.clear();
     let made = result?;
     let report = Report {
         dir: Some(made.dir.clone()),

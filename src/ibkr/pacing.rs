@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error;
 use crate::fsutil;
+use crate::progress::StatusLine;
 
 /// Requests per second across all endpoints. The older documentation says
 /// 10 for OAuth, the newer 50; the lower one is safe under either.
@@ -41,6 +42,10 @@ const PER_ENDPOINT: &[(&str, Duration)] = &[
 /// the penalty box, so the pause grows to its full length.
 const FIRST_PAUSE: Duration = Duration::from_secs(60);
 const PENALTY_BOX: Duration = Duration::from_secs(15 * 60);
+
+/// Waits this long or longer show a countdown on a terminal; shorter ones
+/// pass before anyone would wonder.
+const SHOW_WAITS_FROM: Duration = Duration::from_secs(1);
 
 /// Endpoints spaced a second or more apart are remembered on disk, so
 /// back-to-back runs (a scan right after another) keep the spacing too.
@@ -78,7 +83,12 @@ impl Pacer {
                 let due = *last + *spacing;
                 if let Ok(wait) = due.duration_since(SystemTime::now()) {
                     log::debug!("pacing {path}: waiting {} ms", wait.as_millis());
-                    thread::sleep(wait);
+                    if wait >= SHOW_WAITS_FROM {
+                        let label = format!("waiting for IBKR's pacing of {prefix}");
+                        StatusLine::stderr().countdown(&label, wait);
+                    } else {
+                        thread::sleep(wait);
+                    }
                 }
             }
         }

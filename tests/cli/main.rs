@@ -4,5 +4,6 @@
 mod auth_check;
 mod keys_gen;
 mod notify;
+mod ops;
 mod scan;
 mod util;
