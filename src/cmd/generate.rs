@@ -130,6 +130,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Timeout of each HTTP request, in seconds (at most 600). Default: 30.",
     ),
     (
+        "SKIM_KEY_ROTATION_DAYS",
+        "auth-check warns when the key files are older than this many days. Default: 180.",
+    ),
+    (
         "RUST_LOG",
         "Log filter (env_logger syntax), overriding -v. Logs go to stderr.",
     ),

@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, args: PositionsArgs) -> Result<()> {
                 })
                 .collect(),
             realized_pnl: report.totals.realized_pnl,
-            missed_runs: Vec::new(),
+            missed_runs: view::missed_runs(&store, now)?,
         };
         outbox::enqueue(&store, &discord::daily_summary(&summary, now), now)?;
     }
@@ -150,6 +150,21 @@ fn print_human(report: &PositionsReport) -> Result<()> {
                 c.closed_at.clone().unwrap_or_else(|| "-".into()),
                 c.exit_reason.clone().unwrap_or_else(|| c.state.clone()),
                 format!("{:.2}", c.realized_pnl),
+            ]);
+        }
+        text.push_str(&format!("{table}\n"));
+    }
+    if !report.runs.is_empty() {
+        let mut table = output::table(["command", "last run", "outcome", "message"]);
+        for run in &report.runs {
+            table.add_row(vec![
+                run.command.clone(),
+                run.started_at
+                    .with_timezone(&skim_asx::calendar::EXCHANGE_TZ)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+                run.outcome.clone().unwrap_or_else(|| "running".into()),
+                run.message.clone().unwrap_or_default(),
             ]);
         }
         text.push_str(&format!("{table}\n"));

@@ -3,7 +3,7 @@
 //! positions, as `skim positions` shows them.
 
 use anyhow::Result;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 
 use super::journal::{self, PositionState};
@@ -11,10 +11,11 @@ use super::reconcile::{self, BrokerView};
 use super::{Broker, rules};
 use crate::calendar::EXCHANGE_TZ;
 use crate::config::Config;
+use crate::discord::MissedRun;
 use crate::ibkr::fields;
 use crate::ibkr::market;
 use crate::ibkr::portfolio::{self, AccountSummary};
-use crate::store::Store;
+use crate::store::{RunRecord, Store};
 
 /// One position as shown.
 #[derive(Clone, Debug, Serialize)]
@@ -84,6 +85,70 @@ pub struct PositionsReport {
     /// Where skim's records and the broker's disagree.
     pub problems: Vec<String>,
     pub halted: Option<super::Halt>,
+    /// The last run of each command, from the run log.
+    pub runs: Vec<RunRecord>,
+}
+
+/// The scheduled commands the after-close summary checks, with the Sydney
+/// time by which each should have run on a trading day.
+pub const SCHEDULED: &[(&str, u32, u32)] = &[
+    ("scan", 10, 2),
+    ("trade enter", 10, 12),
+    ("trade manage", 10, 15),
+];
+
+/// Scheduled commands that did not run today (by now) or whose last run
+/// today failed. Empty on days the ASX is closed.
+pub fn missed_runs(store: &Store, now: DateTime<Utc>) -> Result<Vec<MissedRun>> {
+    let local = now.with_timezone(&EXCHANGE_TZ);
+    let today = local.date_naive();
+    if crate::calendar::session(today).is_none() {
+        return Ok(Vec::new());
+    }
+    let midnight = today
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(EXCHANGE_TZ).earliest())
+        .map(|t| t.to_utc())
+        .unwrap_or(now);
+    let runs = store.runs_between(midnight, now + chrono::Duration::seconds(1))?;
+    let mut missed = Vec::new();
+    for (command, hour, minute) in SCHEDULED {
+        let due = NaiveTime::from_hms_opt(*hour, *minute, 0).unwrap_or(NaiveTime::MIN);
+        if local.time() < due {
+            continue;
+        }
+        let last = runs.iter().rev().find(|r| r.command == *command);
+        let problem = match last {
+            None => Some(format!(
+                "did not run today (due at {})",
+                due.format("%H:%M")
+            )),
+            Some(run) if run.finished_at.is_some() && !run.is_success() => Some(format!(
+                "failed at {}: {}",
+                run.started_at.with_timezone(&EXCHANGE_TZ).format("%H:%M"),
+                run.message.as_deref().unwrap_or("no message")
+            )),
+            Some(run) if run.finished_at.is_none() && run.id != current_run(&runs) => {
+                Some(format!(
+                    "started at {} and never finished",
+                    run.started_at.with_timezone(&EXCHANGE_TZ).format("%H:%M")
+                ))
+            }
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            missed.push(MissedRun {
+                command: format!("skim {command}"),
+                problem,
+            });
+        }
+    }
+    Ok(missed)
+}
+
+/// The newest run in the log: the command asking, which is still running.
+fn current_run(runs: &[RunRecord]) -> i64 {
+    runs.iter().map(|r| r.id).max().unwrap_or(-1)
 }
 
 /// Reconciles (recording fills, placing nothing) and builds the report.
@@ -136,6 +201,7 @@ pub fn positions(
         account,
         problems: rec.problems.clone(),
         halted: super::halt_state(store)?,
+        runs: store.last_runs()?,
     };
     for p in &active {
         let orders = journal::orders_of(store.connection(), p.id)?;
