@@ -130,7 +130,7 @@ pub(crate) fn route(
 
 /// Counts a call to a paced endpoint; over the limit, answers 429 and
 /// starts the penalty box, as IBKR does.
-fn pace(
+pub(crate) fn pace(
     state: &mut State,
     key: &'static str,
     limit: usize,
