@@ -491,13 +491,15 @@ impl Book {
         let held = position.quantity;
         if held == 0 || held.signum() == signed.signum() {
             let total = held.abs() + signed.abs();
-            position.avg_cost =
-                (position.avg_cost * held.abs() as f64 + price * signed.abs() as f64) / total as f64;
+            position.avg_cost = (position.avg_cost * held.abs() as f64
+                + price * signed.abs() as f64)
+                / total as f64;
             position.quantity += signed;
             return;
         }
         let closing = held.abs().min(signed.abs());
-        position.realized_pnl += closing as f64 * (price - position.avg_cost) * held.signum() as f64;
+        position.realized_pnl +=
+            closing as f64 * (price - position.avg_cost) * held.signum() as f64;
         position.quantity += signed;
         if position.quantity == 0 {
             position.avg_cost = 0.0;
@@ -603,7 +605,12 @@ pub(crate) fn work_now(scenario: &Scenario, book: &mut Book, ids: &[u64], now: D
 /// `(from, to]` works the orders that were working before it ended, and
 /// each trading day's end in that span expires DAY orders. Moving the
 /// clock backwards works nothing.
-pub(crate) fn advance(scenario: &Scenario, book: &mut Book, from: DateTime<Utc>, to: DateTime<Utc>) {
+pub(crate) fn advance(
+    scenario: &Scenario,
+    book: &mut Book,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
     if to <= from {
         return;
     }

@@ -501,7 +501,12 @@ impl Simulator {
     /// Every contract the account has traded or holds, flat ones included
     /// (their realized P&L stays), by conid.
     pub fn positions(&self) -> Vec<Position> {
-        lock(&self.shared).book.positions.values().cloned().collect()
+        lock(&self.shared)
+            .book
+            .positions
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The account's cash, A$: the opening cash less buys plus sells.

@@ -140,9 +140,13 @@ fn question_text(id: &str) -> String {
 
 /// A number that must be a whole positive quantity.
 fn whole_quantity(value: Option<&Value>) -> Result<u64, String> {
-    let number = value.and_then(Value::as_f64).ok_or("quantity must be a number")?;
+    let number = value
+        .and_then(Value::as_f64)
+        .ok_or("quantity must be a number")?;
     if number <= 0.0 || number.fract() != 0.0 || number > 1e12 {
-        return Err(format!("quantity must be a whole positive number of shares, got {number}"));
+        return Err(format!(
+            "quantity must be a whole positive number of shares, got {number}"
+        ));
     }
     Ok(number as u64)
 }
@@ -193,20 +197,20 @@ fn order_conid(body: &Map<String, Value>) -> Result<u64, String> {
 
 /// One order request's fields, checked; `cOID` and `parentId` are left to
 /// the caller.
-fn parse_order(
-    state: &State,
-    body: &Map<String, Value>,
-    account: &str,
-) -> Result<Order, String> {
+fn parse_order(state: &State, body: &Map<String, Value>, account: &str) -> Result<Order, String> {
     if let Some(acct) = body.get("acctId")
         && acct.as_str() != Some(account)
     {
-        return Err(format!("acctId {acct} does not match the account {account} in the path"));
+        return Err(format!(
+            "acctId {acct} does not match the account {account} in the path"
+        ));
     }
     let conid = order_conid(body)?;
     let scenario = &state.market.scenario;
     let Some(inst) = scenario.by_conid(conid) else {
-        return Err(format!("conid {conid} is not a contract the simulator trades"));
+        return Err(format!(
+            "conid {conid} is not a contract the simulator trades"
+        ));
     };
     if let Some(sec_type) = body.get("secType")
         && sec_type.as_str() != Some(format!("{conid}:STK").as_str())
@@ -223,7 +227,12 @@ fn parse_order(
     let side = match text("side") {
         "BUY" => Side::Buy,
         "SELL" => Side::Sell,
-        _ => return Err(format!("side must be BUY or SELL, got {:?}", body.get("side"))),
+        _ => {
+            return Err(format!(
+                "side must be BUY or SELL, got {:?}",
+                body.get("side")
+            ));
+        }
     };
     let tif = match body.get("tif").map(|t| t.as_str().unwrap_or("")) {
         None | Some("DAY") => Tif::Day,
@@ -255,11 +264,18 @@ fn parse_order(
         symbol: inst.symbol.clone(),
         side,
         order_type,
-        price: if order_type == OrderType::Market { None } else { price },
+        price: if order_type == OrderType::Market {
+            None
+        } else {
+            price
+        },
         aux_price,
         quantity,
         tif,
-        oca: body.get("isSingleGroup").and_then(Value::as_bool).unwrap_or(false),
+        oca: body
+            .get("isSingleGroup")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         status: OrderStatus::Submitted,
         filled: 0,
         avg_price: None,
@@ -291,7 +307,10 @@ fn place(state: &mut State, req: &Incoming, acct: &str) -> Reply {
     let Some(body) = req.json_body() else {
         return bad("body must be JSON {\"orders\": [...]}");
     };
-    let Some(items) = body.get("orders").and_then(Value::as_array).filter(|a| !a.is_empty())
+    let Some(items) = body
+        .get("orders")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
     else {
         return bad("body must be JSON {\"orders\": [...]} with at least one order");
     };
@@ -306,11 +325,17 @@ fn place(state: &mut State, req: &Incoming, acct: &str) -> Reply {
             Ok(order) => order,
             Err(message) => return reject(&format!("order {i}: {message}")),
         };
-        let coid = fields.get("cOID").map(|v| v.as_str().unwrap_or_default().to_string());
-        let parent = fields.get("parentId").map(|v| v.as_str().unwrap_or_default().to_string());
+        let coid = fields
+            .get("cOID")
+            .map(|v| v.as_str().unwrap_or_default().to_string());
+        let parent = fields
+            .get("parentId")
+            .map(|v| v.as_str().unwrap_or_default().to_string());
         match (coid, parent) {
             (Some(_), Some(_)) => {
-                return reject(&format!("order {i}: a child order (parentId) must not carry a cOID"));
+                return reject(&format!(
+                    "order {i}: a child order (parentId) must not carry a cOID"
+                ));
             }
             (Some(coid), None) => {
                 if coid.trim().is_empty() {
@@ -434,7 +459,11 @@ fn reply(state: &mut State, req: &Incoming, id: &str) -> Reply {
     let Some(confirmed) = confirmed else {
         return bad("body must be {\"confirmed\": true} or {\"confirmed\": false}");
     };
-    let is_pending = state.book.pending.as_ref().is_some_and(|p| p.reply_id == id);
+    let is_pending = state
+        .book
+        .pending
+        .as_ref()
+        .is_some_and(|p| p.reply_id == id);
     if !is_pending {
         let known = state.book.stale_replies.contains(id);
         let why = if known {
@@ -472,9 +501,10 @@ fn suppress(state: &mut State, req: &Incoming) -> Reply {
             .collect()
     });
     match ids {
-        Some(ids) if ids.len() > MAX_SUPPRESS => {
-            bad(&format!("at most {MAX_SUPPRESS} messageIds per call, got {}", ids.len()))
-        }
+        Some(ids) if ids.len() > MAX_SUPPRESS => bad(&format!(
+            "at most {MAX_SUPPRESS} messageIds per call, got {}",
+            ids.len()
+        )),
         Some(ids) => {
             state.session.suppressed.extend(ids);
             Reply::json(200, &json!({ "status": "submitted" }))
@@ -674,7 +704,12 @@ fn live_orders(state: &mut State, req: &Incoming, now: Instant) -> Reply {
     let Ok(params) = oauth::query_pairs(&req.query) else {
         return bad("malformed query string");
     };
-    let param = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let param = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     let force = match param("force") {
         None | Some("false") => false,
         Some("true") => true,
@@ -682,7 +717,11 @@ fn live_orders(state: &mut State, req: &Incoming, now: Instant) -> Reply {
     };
     let mut wanted = Vec::new();
     let mut filtering = false;
-    for name in param("filters").unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+    for name in param("filters")
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+    {
         match status_filter(name) {
             Some(status) => {
                 filtering |= name != "sort_by_time";
@@ -711,8 +750,8 @@ fn live_orders(state: &mut State, req: &Incoming, now: Instant) -> Reply {
 
 /// `GET /iserver/account/order/status/{id}`; 503 for an unknown order.
 fn order_status(state: &State, id: &str) -> Reply {
-    let Some(order) = path_order_id(id)
-        .and_then(|id| state.book.orders.iter().find(|o| o.order_id == id))
+    let Some(order) =
+        path_order_id(id).and_then(|id| state.book.orders.iter().find(|o| o.order_id == id))
     else {
         return Reply::error(503, &format!("order {id} is not known to this session"));
     };
@@ -756,11 +795,19 @@ fn trades(state: &mut State, req: &Incoming, now: Instant) -> Reply {
     let Ok(params) = oauth::query_pairs(&req.query) else {
         return bad("malformed query string");
     };
-    let days = match params.iter().find(|(k, _)| k == "days").map(|(_, v)| v.as_str()) {
+    let days = match params
+        .iter()
+        .find(|(k, _)| k == "days")
+        .map(|(_, v)| v.as_str())
+    {
         None => 1,
         Some(text) => match text.parse::<i64>() {
             Ok(n @ 1..=7) => n,
-            _ => return bad(&format!("days must be a whole number from 1 to 7, got {text:?}")),
+            _ => {
+                return bad(&format!(
+                    "days must be a whole number from 1 to 7, got {text:?}"
+                ));
+            }
         },
     };
     let today = Scenario::local(state.market.now).date();
@@ -817,7 +864,9 @@ fn portfolio_gate(state: &State, acct: &str) -> Result<(), Reply> {
         return Err(bad("Please query /portfolio/accounts first"));
     }
     if acct != state.config.account_id {
-        return Err(bad(&format!("account {acct} is not available to this user")));
+        return Err(bad(&format!(
+            "account {acct} is not available to this user"
+        )));
     }
     Ok(())
 }

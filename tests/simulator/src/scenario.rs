@@ -509,10 +509,7 @@ impl Instrument {
         let mut previous = date;
         for day in &self.later_days {
             if day.date <= previous || matches!(day.date.weekday(), Weekday::Sat | Weekday::Sun) {
-                bail!(
-                    "later day {} is not a weekday after {previous}",
-                    day.date
-                );
+                bail!("later day {} is not a weekday after {previous}", day.date);
             }
             previous = day.date;
             check_bars(&day.bars).with_context(|| format!("later day {}", day.date))?;
@@ -887,7 +884,11 @@ fn week_path(symbol: &str, k: usize, close: f64) -> Vec<(u32, f64)> {
         ("LTR", 0) => vec![(0, 1.12), (89, 1.07), (90, 1.05), (370, 1.03)],
         _ => {
             let drift = ((k as f64) * 1.7).sin() * 0.008;
-            vec![(0, close), (185, close * (1.0 + drift / 2.0)), (370, close * (1.0 + drift))]
+            vec![
+                (0, close),
+                (185, close * (1.0 + drift / 2.0)),
+                (370, close * (1.0 + drift)),
+            ]
         }
     }
 }
@@ -903,7 +904,10 @@ fn path_bars(waypoints: &[(u32, f64)], rules: &[IncrementRule], base_volume: u64
             .map_or(0.01, |r| r.increment)
     };
     let target = |minute: u32| {
-        let next = waypoints.iter().position(|w| w.0 >= minute).unwrap_or(waypoints.len() - 1);
+        let next = waypoints
+            .iter()
+            .position(|w| w.0 >= minute)
+            .unwrap_or(waypoints.len() - 1);
         if next == 0 {
             return waypoints[0].1;
         }
@@ -1216,17 +1220,28 @@ mod tests {
         assert_eq!(days.len(), 10);
         let monday = Scenario::example();
         for sym in ["WTC", "CBA", "PLS", "ZIP"] {
-            assert_eq!(week.by_symbol(sym).unwrap().bars, monday.by_symbol(sym).unwrap().bars);
+            assert_eq!(
+                week.by_symbol(sym).unwrap().bars,
+                monday.by_symbol(sym).unwrap().bars
+            );
         }
 
         // 14D: fills at 10:17, holds above its stop, then above its entry
         // from the half exit on, and closes under its SMA on the 11th.
         let d14 = week.by_symbol("14D").unwrap();
         let (at, fill, high, low) = entry(&week, d14);
-        assert_eq!((at, fill, high, low), (hhmm_const(10, 17), 0.06, 0.059, 0.054));
+        assert_eq!(
+            (at, fill, high, low),
+            (hhmm_const(10, 17), 0.06, 0.059, 0.054)
+        );
         let sell_day = date(12);
         let after: Vec<_> = bars_from(&week, d14, (date(2), hhmm_const(10, 18)));
-        assert!(after.iter().filter(|(d, _)| *d <= sell_day).all(|(_, b)| b.l > low));
+        assert!(
+            after
+                .iter()
+                .filter(|(d, _)| *d <= sell_day)
+                .all(|(_, b)| b.l > low)
+        );
         let half_day = days[days.iter().position(|d| *d == date(2)).unwrap() + 3];
         assert_eq!(half_day, date(5));
         assert!(!week.bars_on(d14, half_day).is_empty());
@@ -1256,13 +1271,19 @@ mod tests {
         assert_eq!(crosses.first(), Some(&date(11)), "{closes:?}");
         let i = closes.iter().position(|c| c.0 == date(11)).unwrap();
         assert!(closes[i].1 < mean(&closes[i - 9..=i]) && closes[i].1 < mean(&closes[i - 10..i]));
-        assert_eq!(days[days.iter().position(|d| *d == date(11)).unwrap() + 1], sell_day);
+        assert_eq!(
+            days[days.iter().position(|d| *d == date(11)).unwrap() + 1],
+            sell_day
+        );
 
         // LTR: fills at 10:17, then its stop at the range low fills on
         // Tuesday in the 11:30 bar at the stop price.
         let ltr = week.by_symbol("LTR").unwrap();
         let (at, fill, high, low) = entry(&week, ltr);
-        assert_eq!((at, fill, high, low), (hhmm_const(10, 17), 1.095, 1.09, 1.055));
+        assert_eq!(
+            (at, fill, high, low),
+            (hhmm_const(10, 17), 1.095, 1.09, 1.055)
+        );
         let (day, bar) = bars_from(&week, ltr, (date(2), hhmm_const(10, 18)))
             .into_iter()
             .find(|(_, b)| b.l <= low)
@@ -1290,15 +1311,24 @@ mod tests {
         let saturday = NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
         let monday_close = d14.bars.last().unwrap().c;
         let (quote, prior) = week.quote_at(d14, tuesday.and_hms_opt(9, 30, 0).unwrap());
-        assert_eq!((quote.open, quote.last, prior), (None, monday_close, monday_close));
+        assert_eq!(
+            (quote.open, quote.last, prior),
+            (None, monday_close, monday_close)
+        );
         let (quote, _) = week.quote_at(d14, tuesday.and_hms_opt(10, 5, 0).unwrap());
         assert_eq!(quote.open, Some(0.062));
-        assert_eq!(week.session_day(saturday.and_hms_opt(12, 0, 0).unwrap()), saturday.pred_opt().unwrap());
+        assert_eq!(
+            week.session_day(saturday.and_hms_opt(12, 0, 0).unwrap()),
+            saturday.pred_opt().unwrap()
+        );
         let before_close = week.daily_history(d14, tuesday.and_hms_opt(16, 11, 0).unwrap());
         let after_close = week.daily_history(d14, tuesday.and_time(DAY_END));
         assert_eq!(before_close.len() + 1, after_close.len());
         assert_eq!(after_close.last().unwrap().date, tuesday);
-        assert!(week.released(Scenario::instant_on(tuesday, hhmm_const(9, 0))).is_empty());
+        assert!(
+            week.released(Scenario::instant_on(tuesday, hhmm_const(9, 0)))
+                .is_empty()
+        );
     }
 
     /// The checked-in example file is the built-in example; set

@@ -256,7 +256,11 @@ fn history_gives_bars_up_to_the_simulated_now() {
         ))
         .json();
     let days = daily["data"].as_array().unwrap();
-    assert_eq!(days.len(), 16, "today's bar, complete after the closing auction");
+    assert_eq!(
+        days.len(),
+        16,
+        "today's bar, complete after the closing auction"
+    );
     let all = client.get(&minute).json();
     let minutes = all["data"].as_array().unwrap();
     assert_eq!(days[15]["c"], minutes[minutes.len() - 1]["c"]);

@@ -260,32 +260,17 @@ fn signed_requests_accept_good_and_refuse_tampered_stale_or_replayed() {
         timestamp: Some(now_secs() + 400),
         ..Sign::default()
     };
-    assert_eq!(
-        client
-            .send_with("GET", "/tickle", "", stale)
-            .status,
-        401
-    );
+    assert_eq!(client.send_with("GET", "/tickle", "", stale).status, 401);
     let first = Sign {
         nonce: Some("n1".into()),
         ..Sign::default()
     };
-    assert_eq!(
-        client
-            .send_with("GET", "/tickle", "", first)
-            .status,
-        200
-    );
+    assert_eq!(client.send_with("GET", "/tickle", "", first).status, 200);
     let replay = Sign {
         nonce: Some("n1".into()),
         ..Sign::default()
     };
-    assert_eq!(
-        client
-            .send_with("GET", "/tickle", "", replay)
-            .status,
-        401
-    );
+    assert_eq!(client.send_with("GET", "/tickle", "", replay).status, 401);
     let verified: Vec<bool> = sim
         .requests()
         .iter()
