@@ -20,20 +20,29 @@
 //!
 //! The broker's endpoints (all under `/v1/api`, HMAC-signed):
 //!
-//! | endpoint | what the simulator does |
-//! |---|---|
-//! | `POST /iserver/account/{acct}/orders` | places one order or a bracket (MKT, LMT, STP, STOP_LIMIT; DAY, GTC); strict checks answered 200 `{"error"}`; a `cOID` is taken for 24 h; questions from [`Config::order_questions`] first |
-//! | `POST /iserver/reply/{id}` | `{"confirmed": true}` answers the next question or places; `false` discards; a stale id is 503 |
-//! | `POST /iserver/questions/suppress` (and `/reset`) | skips those message ids for the brokerage session |
-//! | `POST /iserver/account/{acct}/order/{id}` | modifies quantity, prices or tif; may ask questions |
-//! | `DELETE /iserver/account/{acct}/order/{id}` | cancels (and a bracket parent's children); `-1` cancels all |
-//! | `GET /iserver/account/orders` | live orders and those done today; pre-flight `snapshot: false` first; 1 per 5 s |
-//! | `GET /iserver/account/order/status/{id}` | one order; 503 when unknown |
-//! | `GET /iserver/account/trades?days=N` | executions of the last N (≤ 7) days; 1 per 5 s |
-//! | `GET /portfolio/accounts` | primes `/portfolio`; 1 per 5 s |
-//! | `GET /portfolio/{acct}/positions/{page}` | non-zero positions, 100 a page, from a cache |
-//! | `POST /portfolio/{acct}/positions/invalidate` | refreshes that cache on the next read |
-//! | `GET /portfolio/{acct}/summary` | cash, net liquidation, funds, buying power |
+//! - `POST /iserver/account/{acct}/orders`: places one order or a bracket
+//!   (MKT, LMT, STP, STOP_LIMIT; DAY or GTC) after strict checks, whose
+//!   failures are answered 200 `{"error"}`; a `cOID` stays taken for 24 h;
+//!   the questions of [`Config::order_questions`] come first.
+//! - `POST /iserver/reply/{id}`: `{"confirmed": true}` answers with the next
+//!   question or places; `false` discards; a stale id is a 503.
+//! - `POST /iserver/questions/suppress` (and `.../reset`): skips those
+//!   message ids for the brokerage session.
+//! - `POST /iserver/account/{acct}/order/{id}`: modifies quantity, prices or
+//!   tif; may ask questions too.
+//! - `DELETE /iserver/account/{acct}/order/{id}`: cancels, with a bracket
+//!   parent's children; `-1` cancels all.
+//! - `GET /iserver/account/orders`: live orders and those done today, after
+//!   a pre-flight call answered `snapshot: false`; 1 call per 5 s.
+//! - `GET /iserver/account/order/status/{id}`: one order; 503 when unknown.
+//! - `GET /iserver/account/trades?days=N`: executions of the last N (≤ 7)
+//!   days; 1 call per 5 s.
+//! - `GET /portfolio/accounts`: primes `/portfolio`; 1 call per 5 s.
+//! - `GET /portfolio/{acct}/positions/{page}`: non-zero positions, 100 a
+//!   page, from a cache that `POST /portfolio/{acct}/positions/invalidate`
+//!   refreshes.
+//! - `GET /portfolio/{acct}/summary`: cash, net liquidation, available
+//!   funds, buying power.
 //!
 //! The control endpoints, unsigned, outside `/v1/api`: `POST /sim/clock
 //! {"now": RFC 3339}` moves the clock (and works orders), `GET /sim/clock`

@@ -582,7 +582,12 @@ fn cancel(state: &mut State, acct: &str, id: &str) -> Reply {
         }
         return Reply::json(
             200,
-            &json!({ "msg": "Request was submitted", "order_id": -1, "conid": -1, "account": acct }),
+            &json!({
+                "msg": "Request was submitted",
+                "order_id": -1,
+                "conid": -1,
+                "account": acct,
+            }),
         );
     }
     let Some(order_id) = path_order_id(id).filter(|i| book.orders.iter().any(|o| o.order_id == *i))
@@ -822,12 +827,17 @@ fn trades(state: &mut State, req: &Incoming, now: Instant) -> Reply {
         })
         .map(|e| {
             let inst = state.market.scenario.by_conid(e.conid);
-            let verb = if e.side == Side::Buy { "Bought" } else { "Sold" };
+            let verb = if e.side == Side::Buy {
+                "Bought"
+            } else {
+                "Sold"
+            };
+            let description = format!("{verb} {} @ {} on ASX", e.quantity, price_text(e.price));
             let mut row = json!({
                 "execution_id": e.execution_id,
                 "symbol": e.symbol,
                 "side": e.side.letter(),
-                "order_description": format!("{verb} {} @ {} on ASX", e.quantity, price_text(e.price)),
+                "order_description": description,
                 "trade_time": e.time.format("%Y%m%d-%H:%M:%S").to_string(),
                 "trade_time_r": e.time.timestamp_millis(),
                 "size": e.quantity as f64,
