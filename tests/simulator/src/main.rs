@@ -275,8 +275,14 @@ mod tests {
             "2026-03-02T10:15:00+11:00",
             "--scenario",
             "day.json",
+            "--questions",
+            "o163, o10152",
+            "--cash",
+            "25000",
         ]))
         .unwrap();
+        assert_eq!(args.questions, ["o163", "o10152"]);
+        assert_eq!(args.cash, Some(25_000.0));
         assert_eq!(
             args.now.map(|t| t.to_rfc3339()),
             Some("2026-03-01T23:15:00+00:00".to_string())
@@ -302,6 +308,10 @@ mod tests {
         assert!(parse_args(&strings(&["--keys-dir", "k", "--fault-5xx", "500:0"])).is_err());
         assert!(parse_args(&strings(&["--keys-dir"])).is_err());
         assert!(parse_args(&strings(&["--keys-dir", "k", "--bogus"])).is_err());
+        let bad_cash = parse_args(&strings(&["--keys-dir", "k", "--cash", "-5"]))
+            .err()
+            .unwrap();
+        assert!(bad_cash.to_string().contains("--cash"), "{bad_cash}");
         let bad_now = parse_args(&strings(&["--keys-dir", "k", "--now", "10:15"]))
             .err()
             .unwrap();
