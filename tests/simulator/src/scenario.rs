@@ -792,7 +792,7 @@ impl Scenario {
     ///   1.055.
     /// - **BHP**: range high 46.92, low 46.33; nothing trades above 46.91
     ///   from 10:10 to 10:59, so a buy stop at 46.93 is still unfilled at the
-    ///   11:00 cutoff (a client that does not cancel it is filled later).
+    ///   11:00 cutoff; left working, it fills in the 11:04 bar at 46.93.
     ///
     /// Monday's bars are the example day's except after the opening range:
     /// 14D and LTR are held one step above their range low from 10:12 on,
@@ -1301,6 +1301,8 @@ mod tests {
                 .filter(|b| b.time >= hhmm_const(10, 10) && b.time < hhmm_const(11, 0))
                 .all(|b| b.h < high)
         );
+        let late = bhp.bars.iter().find(|b| b.h >= 46.93).unwrap();
+        assert_eq!((late.time, late.o.max(46.93)), (hhmm_const(11, 4), 46.93));
     }
 
     #[test]
