@@ -1,7 +1,9 @@
 //! The simulator's own control endpoints, outside IBKR's prefix and
 //! unsigned, for demo scripts: `POST /sim/clock {"now": RFC 3339}` moves
-//! the market clock, `GET /sim/clock` reads it, and `GET /sim/state` dumps
-//! what the simulator received (request counts, Discord messages).
+//! the market clock (working open orders against the bars it passes),
+//! `GET /sim/clock` reads it, and `GET /sim/state` dumps what the
+//! simulator received and holds (request counts, Discord messages, orders,
+//! executions, positions and cash).
 
 use std::collections::BTreeMap;
 
@@ -45,7 +47,7 @@ pub(crate) fn serve(state: &mut State, req: &Incoming) -> Reply {
             };
             match parse_now(&text) {
                 Ok(now) => {
-                    state.market.now = now;
+                    state.move_clock(now);
                     Reply::json(200, &clock(state))
                 }
                 Err(message) => Reply::error(400, &message),
@@ -76,5 +78,9 @@ fn dump(state: &State) -> Value {
         "requests": counts,
         "handshakes": state.handshakes,
         "discord_messages": messages,
+        "orders": state.book.orders,
+        "executions": state.book.executions,
+        "positions": state.book.positions.values().collect::<Vec<_>>(),
+        "cash": state.book.cash,
     })
 }

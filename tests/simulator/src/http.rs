@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
-use crate::{RequestRecord, Shared, State, asx, control, discord, lock, market, session};
+use crate::{RequestRecord, Shared, State, asx, control, discord, lock, market, orders, session};
 
 /// Every endpoint lives under this path, as at `https://api.ibkr.com/v1/api`.
 pub const API_PREFIX: &str = "/v1/api";
@@ -248,15 +248,23 @@ fn answer(mut request: tiny_http::Request, shared: &Shared) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    let mut hang_up = false;
     let handled = match read {
         Ok(_) => {
             let mut state = lock(shared);
             let handled = dispatch(&mut state, &incoming);
+            hang_up = std::mem::take(&mut state.hang_up);
             record(&mut state, &incoming, &handled);
             handled
         }
         Err(_) => Reply::error(400, "could not read request body").into(),
     };
+    if hang_up {
+        // The work is done; the client just never hears of it. Dropping
+        // the writer shuts the socket's write side without a byte sent.
+        drop(request.into_writer());
+        return;
+    }
 
     let reply = handled.reply;
     let content_type =
@@ -347,8 +355,10 @@ fn dispatch(state: &mut State, req: &Incoming) -> Handled {
             signature_verified: true,
         };
     }
+    orders::note_request(state, req, api_path);
     let reply = session::route(state, req, api_path, now)
         .or_else(|| market::route(state, req, api_path, now))
+        .or_else(|| orders::route(state, req, api_path, now))
         .unwrap_or_else(|| Reply::error(404, &format!("no endpoint {} {api_path}", req.method)));
     Handled {
         reply,

@@ -9,11 +9,48 @@
 //! independent of the `skim-asx` crate: both sides implement the reference
 //! separately, so a bug shared by client and server cannot hide.
 //!
-//! Beside the session it plays a trading day from a [`Scenario`]: IBKR's
-//! scanner, contract search and rules, snapshots and history (`market`),
-//! the ASX announcements page (`asx`) and a Discord webhook (`discord`),
-//! all answering for the market clock set with [`Simulator::set_now`] or
-//! `POST /sim/clock` (`control`).
+//! Beside the session it plays a trading day, or a week
+//! ([`Scenario::example_week`]), from a [`Scenario`]: IBKR's scanner,
+//! contract search and rules, snapshots and history (`market`), the
+//! broker's side (`orders`, `broker`), the ASX announcements page (`asx`)
+//! and a Discord webhook (`discord`), all answering for the market clock
+//! set with [`Simulator::set_now`] or `POST /sim/clock` (`control`).
+//! Moving the clock forward works the open orders against the bars that
+//! become public on the way.
+//!
+//! The broker's endpoints (all under `/v1/api`, HMAC-signed):
+//!
+//! - `POST /iserver/account/{acct}/orders`: places one order or a bracket
+//!   (MKT, LMT, STP, STOP_LIMIT; DAY or GTC) after strict checks, whose
+//!   failures are answered 200 `{"error"}`; a `cOID` stays taken for 24 h;
+//!   the questions of [`Config::order_questions`] come first.
+//! - `POST /iserver/reply/{id}`: `{"confirmed": true}` answers with the next
+//!   question or places; `false` discards; a stale id is a 503.
+//! - `POST /iserver/questions/suppress` (and `.../reset`): skips those
+//!   message ids for the brokerage session.
+//! - `POST /iserver/account/{acct}/order/{id}`: modifies quantity, prices or
+//!   tif; may ask questions too.
+//! - `DELETE /iserver/account/{acct}/order/{id}`: cancels, with a bracket
+//!   parent's children; `-1` cancels all.
+//! - `GET /iserver/account/orders`: live orders and those done today, after
+//!   a pre-flight call answered `snapshot: false`; 1 call per 5 s.
+//! - `GET /iserver/account/order/status/{id}`: one order; 503 when unknown.
+//! - `GET /iserver/account/trades?days=N`: executions of the last N (≤ 7)
+//!   days; 1 call per 5 s.
+//! - `GET /portfolio/accounts`: primes `/portfolio`; 1 call per 5 s.
+//! - `GET /portfolio/{acct}/positions/{page}`: non-zero positions, 100 a
+//!   page, from a cache that `POST /portfolio/{acct}/positions/invalidate`
+//!   refreshes.
+//! - `GET /portfolio/{acct}/summary`: cash, net liquidation, available
+//!   funds, buying power.
+//!
+//! The control endpoints, unsigned, outside `/v1/api`: `POST /sim/clock
+//! {"now": RFC 3339}` moves the clock (and works orders), `GET /sim/clock`
+//! reads it, `GET /sim/state` dumps request counts, Discord messages,
+//! orders, executions, positions and cash. In tests, [`Simulator::orders`],
+//! [`Simulator::executions`], [`Simulator::positions`],
+//! [`Simulator::set_position`] and [`Faults::drop_after_order`] /
+//! [`Faults::error_after_order`] do the same and more.
 //!
 //! Tests build a [`Config`] (usually with [`Setup::from_keys_dir`]), start a
 //! [`Simulator`] on port 0, point the client at [`Simulator::base_url`],
@@ -36,11 +73,13 @@
 //! ```
 
 pub mod asx;
+pub mod broker;
 pub mod control;
 pub mod discord;
 pub mod http;
 pub mod market;
 pub mod oauth;
+pub mod orders;
 pub mod scenario;
 pub mod session;
 pub mod setup;
@@ -57,6 +96,7 @@ use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 
 pub use asx::AsxFaults;
+pub use broker::{Execution, Order, OrderStatus, OrderType, Position, Side, Tif};
 pub use discord::{DiscordFaults, DiscordMessage};
 pub use scenario::Scenario;
 pub use setup::Setup;
@@ -112,6 +152,16 @@ pub struct Config {
     pub port: u16,
     /// Print one line per request on stderr (the binary turns this on).
     pub log_requests: bool,
+    /// The account's cash before any fill, A$.
+    pub opening_cash: f64,
+    /// Message ids every order request is asked about, in order, before it
+    /// is placed (e.g. `o163`, `o10152`); ids the session suppressed are
+    /// skipped. Empty: orders are placed at once.
+    pub order_questions: Vec<String>,
+    /// The pacing of `GET /iserver/account/orders`, `GET
+    /// /iserver/account/trades` and `GET /portfolio/accounts`: one call per
+    /// this interval (IBKR: 5 s). Tests may shorten it.
+    pub slow_endpoint_interval: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -158,6 +208,9 @@ impl Config {
             clock_skew_secs: 0,
             port: 0,
             log_requests: false,
+            opening_cash: 100_000.0,
+            order_questions: Vec::new(),
+            slow_endpoint_interval: Duration::from_secs(5),
         }
     }
 
@@ -224,6 +277,14 @@ pub struct Faults {
     pub penalty: Option<Duration>,
     /// Sleep this long before answering any request.
     pub delay: Duration,
+    /// The next N requests that place or modify an order do so (the order
+    /// exists at the broker) but the connection is closed before any
+    /// answer. With a question chain, the request that completes the
+    /// chain is the one that counts.
+    pub drop_after_order: u32,
+    /// The next N requests that place or modify an order do so, then are
+    /// answered with this 5xx status: `(status, n)`.
+    pub error_after_order: Option<(u16, u32)>,
     /// Faults of the ASX announcements page.
     pub asx: AsxFaults,
     /// Faults of the Discord webhook.
@@ -269,6 +330,18 @@ pub(crate) struct State {
     pub handshakes: usize,
     pub market: market::Market,
     pub discord: discord::Sink,
+    pub book: broker::Book,
+    /// Set by a handler to close the connection without answering.
+    pub hang_up: bool,
+}
+
+impl State {
+    /// Moves the market clock to `now`, working orders against the bars
+    /// that become public on the way.
+    pub(crate) fn move_clock(&mut self, now: DateTime<Utc>) {
+        broker::advance(&self.market.scenario, &mut self.book, self.market.now, now);
+        self.market.now = now;
+    }
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -292,6 +365,7 @@ impl Simulator {
     pub fn start(config: Config) -> Result<Simulator> {
         let signature_key = config.validate()?;
         let port = config.port;
+        let cash = config.opening_cash;
         let shared = Arc::new(Mutex::new(State {
             config,
             signature_key,
@@ -302,6 +376,8 @@ impl Simulator {
             handshakes: 0,
             market: market::Market::new(Scenario::example()),
             discord: discord::Sink::new(),
+            book: broker::Book::new(cash),
+            hang_up: false,
         }));
         let server = http::Server::start(port, Arc::clone(&shared))?;
         Ok(Simulator { shared, server })
@@ -402,9 +478,11 @@ impl Simulator {
     }
 
     /// Sets the market's "now"; it stands still until set again. Prices,
-    /// bars, scanner results and the announcements page follow it.
+    /// bars, scanner results and the announcements page follow it, and
+    /// moving it forward works the open orders against the bars passed
+    /// (see [`broker`]).
     pub fn set_now(&self, now: DateTime<Utc>) {
-        lock(&self.shared).market.now = now;
+        lock(&self.shared).move_clock(now);
     }
 
     /// The market's "now".
@@ -417,6 +495,65 @@ impl Simulator {
     /// 1/s); 10 minutes unless changed.
     pub fn set_penalty_period(&self, period: Duration) {
         lock(&self.shared).market.penalty = period;
+    }
+
+    /// Every order the broker has, oldest first.
+    pub fn orders(&self) -> Vec<Order> {
+        lock(&self.shared).book.orders.clone()
+    }
+
+    /// Every fill, oldest first.
+    pub fn executions(&self) -> Vec<Execution> {
+        lock(&self.shared).book.executions.clone()
+    }
+
+    /// Every contract the account has traded or holds, flat ones included
+    /// (their realized P&L stays), by conid.
+    pub fn positions(&self) -> Vec<Position> {
+        lock(&self.shared)
+            .book
+            .positions
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The account's cash, A$: the opening cash less buys plus sells.
+    pub fn cash(&self) -> f64 {
+        lock(&self.shared).book.cash
+    }
+
+    /// How many orders carry this `cOID`, whatever their status.
+    pub fn count_orders_with_coid(&self, coid: &str) -> usize {
+        let state = lock(&self.shared);
+        let orders = &state.book.orders;
+        orders
+            .iter()
+            .filter(|o| o.coid.as_deref() == Some(coid))
+            .count()
+    }
+
+    /// Sets the holding in an ASX contract of the scenario directly, as a
+    /// position opened outside the client (for reconciliation tests);
+    /// cash is not touched. The positions endpoint shows it only after the
+    /// client invalidates its cache, as at IBKR.
+    pub fn set_position(&self, conid: u64, quantity: i64, avg_cost: f64) -> Result<()> {
+        let mut state = lock(&self.shared);
+        let Some(inst) = state.market.scenario.by_conid(conid) else {
+            bail!("conid {conid} is not an ASX contract of the scenario");
+        };
+        if !avg_cost.is_finite() || avg_cost < 0.0 {
+            bail!("average cost must be a non-negative price, got {avg_cost}");
+        }
+        let symbol = inst.symbol.clone();
+        state.book.set_position(conid, &symbol, quantity, avg_cost);
+        Ok(())
+    }
+
+    /// Asks these message ids, in order, about every later order request
+    /// (see [`Config::order_questions`]).
+    pub fn set_order_questions(&self, ids: &[&str]) {
+        lock(&self.shared).config.order_questions = ids.iter().map(|s| s.to_string()).collect();
     }
 
     /// The announcements page URL, for `ASX_ANNOUNCEMENTS_URL`.

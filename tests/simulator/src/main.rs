@@ -26,7 +26,10 @@ POST /sim/clock {\"now\": RFC3339}; GET /sim/state dumps what was received.
 options:
   --keys-dir DIR                 folder made by `skim keys-gen` (required)
   --port N                       port to listen on (default: any free port)
-  --scenario FILE                trading day to play (default: the built-in example)
+  --scenario FILE|day|week       scenario file, or the built-in example day or
+                                 example week (default: day)
+  --questions IDS                ask these comma-separated message ids about every order
+  --cash AMOUNT                  the account's opening cash in A$ (default 100000)
   --now RFC3339                  market clock (default: 07:00 Sydney on the day)
   --penalty-secs N               penalty box after a pacing 429 (default 600)
   --env-out FILE                 write the environment to FILE (mode 0600)
@@ -56,6 +59,8 @@ struct Args {
     scenario: Option<PathBuf>,
     now: Option<DateTime<Utc>>,
     penalty: Option<Duration>,
+    questions: Vec<String>,
+    cash: Option<f64>,
     faults: Faults,
 }
 
@@ -95,9 +100,15 @@ fn run(args: Args) -> Result<()> {
         *config = config.clone().with_live_account();
     }
     let scenario = match &args.scenario {
+        Some(path) if path.as_os_str() == "week" => Scenario::example_week(),
+        Some(path) if path.as_os_str() == "day" => Scenario::example(),
         Some(path) => Scenario::from_path(path)?,
         None => Scenario::example(),
     };
+    config.order_questions = args.questions.clone();
+    if let Some(cash) = args.cash {
+        config.opening_cash = cash;
+    }
     let sim = Simulator::start(setup.config.clone())?;
     sim.set_faults(args.faults);
     sim.set_scenario(scenario);
@@ -162,6 +173,8 @@ fn parse_args(args: &[String]) -> Result<Args> {
         scenario: None,
         now: None,
         penalty: None,
+        questions: Vec::new(),
+        cash: None,
         faults: Faults::default(),
     };
     let mut keys_dir = None;
@@ -180,6 +193,22 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             "--penalty-secs" => {
                 parsed.penalty = Some(Duration::from_secs(number(flag, value()?)?));
+            }
+            "--questions" => {
+                parsed.questions = value()?
+                    .split(',')
+                    .map(|id| id.trim().to_string())
+                    .filter(|id| !id.is_empty())
+                    .collect();
+            }
+            "--cash" => {
+                let text = value()?;
+                let cash: f64 = text
+                    .parse()
+                    .ok()
+                    .filter(|c: &f64| c.is_finite() && *c >= 0.0)
+                    .with_context(|| format!("--cash expects an amount in A$, got {text:?}"))?;
+                parsed.cash = Some(cash);
             }
             "--live" => parsed.live = true,
             "--query-in-signature" => parsed.query_signing = QuerySigning::Included,
@@ -246,8 +275,14 @@ mod tests {
             "2026-03-02T10:15:00+11:00",
             "--scenario",
             "day.json",
+            "--questions",
+            "o163, o10152",
+            "--cash",
+            "25000",
         ]))
         .unwrap();
+        assert_eq!(args.questions, ["o163", "o10152"]);
+        assert_eq!(args.cash, Some(25_000.0));
         assert_eq!(
             args.now.map(|t| t.to_rfc3339()),
             Some("2026-03-01T23:15:00+00:00".to_string())
@@ -273,6 +308,10 @@ mod tests {
         assert!(parse_args(&strings(&["--keys-dir", "k", "--fault-5xx", "500:0"])).is_err());
         assert!(parse_args(&strings(&["--keys-dir"])).is_err());
         assert!(parse_args(&strings(&["--keys-dir", "k", "--bogus"])).is_err());
+        let bad_cash = parse_args(&strings(&["--keys-dir", "k", "--cash", "-5"]))
+            .err()
+            .unwrap();
+        assert!(bad_cash.to_string().contains("--cash"), "{bad_cash}");
         let bad_now = parse_args(&strings(&["--keys-dir", "k", "--now", "10:15"]))
             .err()
             .unwrap();

@@ -8,6 +8,11 @@
 //! counted on the real clock; prices come from the simulated one, which
 //! stands still until it is set again.
 //!
+//! Prices follow the clock across a multi-day scenario: quotes, snapshots
+//! and 1-minute history show the clock's trading day (the last one on or
+//! before its date), against the close of the trading day before; daily
+//! history ends with the last day complete at the clock's instant.
+//!
 //! Not modelled: trading halts (no `H` prefix on field 31), and the history
 //! endpoint's limit of 5 concurrent requests, which the server's 4 workers
 //! cannot exceed, so it never answers 429 for it.
@@ -19,7 +24,7 @@ use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::http::{Incoming, Reply};
-use crate::scenario::{self, Bar, Instrument, Quote, Scenario};
+use crate::scenario::{self, Instrument, Quote, Scenario};
 use crate::{State, oauth, session};
 
 /// How long the penalty box lasts by default: the WEBAPI page's 10 minutes
@@ -83,12 +88,14 @@ impl Market {
         Scenario::local(self.now)
     }
 
-    fn bars_now<'a>(&self, inst: &'a Instrument) -> &'a [Bar] {
-        inst.bars_until(self.scenario.date, self.local())
+    /// `inst`'s quote now and the close of the trading day before.
+    pub fn quote_and_prior(&self, inst: &Instrument) -> (Quote, f64) {
+        self.scenario.quote_at(inst, self.local())
     }
 
-    fn quote(&self, inst: &Instrument) -> Quote {
-        inst.quote(self.bars_now(inst))
+    /// `inst`'s quote now.
+    pub fn quote(&self, inst: &Instrument) -> Quote {
+        self.quote_and_prior(inst).0
     }
 }
 
@@ -123,7 +130,7 @@ pub(crate) fn route(
 
 /// Counts a call to a paced endpoint; over the limit, answers 429 and
 /// starts the penalty box, as IBKR does.
-fn pace(
+pub(crate) fn pace(
     state: &mut State,
     key: &'static str,
     limit: usize,
@@ -283,8 +290,8 @@ fn scanner_run(state: &mut State, req: &Incoming, now: Instant) -> Reply {
     let mut hits: Vec<(&Instrument, f64, Option<u32>)> = Vec::new();
     if instrument == "STOCK.HK" {
         for inst in &market.scenario.instruments {
-            let quote = market.quote(inst);
-            let Some(gap) = inst.gap_pct(&quote) else {
+            let (quote, prior) = market.quote_and_prior(inst);
+            let Some(gap) = quote.open.map(|open| (open - prior) / prior * 100.0) else {
                 continue;
             };
             let keep = filters.iter().all(|(code, value)| match code.as_str() {
@@ -495,9 +502,9 @@ fn field_value(market: &Market, conid: u64, code: &str) -> Option<String> {
             _ => None,
         };
     };
-    let quote = market.quote(inst);
+    let (quote, prior_close) = market.quote_and_prior(inst);
     let tick = inst.increment_at(quote.last);
-    let change = quote.last - inst.prior_close;
+    let change = quote.last - prior_close;
     let value = match code {
         // Before the first trade IBKR shows the prior close, marked `C`.
         "31" if quote.has_traded() => price_text(quote.last),
@@ -507,7 +514,7 @@ fn field_value(market: &Market, conid: u64, code: &str) -> Option<String> {
         "71" => price_text(quote.low?),
         "82" if change < 0.0 => format!("-{}", price_text(-change)),
         "82" => price_text(change),
-        "83" => format!("{:.2}", change / inst.prior_close * 100.0),
+        "83" => format!("{:.2}", change / prior_close * 100.0),
         "84" => price_text(quote.last - tick),
         "86" => price_text(quote.last + tick),
         "85" | "88" => "1,300".to_string(),
@@ -519,7 +526,7 @@ fn field_value(market: &Market, conid: u64, code: &str) -> Option<String> {
         "6509" => "RpB".to_string(),
         "7051" => inst.company_name.clone(),
         "7295" => price_text(quote.open?),
-        "7741" => price_text(inst.prior_close),
+        "7741" => price_text(prior_close),
         "7768" => "1".to_string(),
         _ => return None,
     };
@@ -611,26 +618,20 @@ fn history(state: &State, req: &Incoming) -> Reply {
     let end_local = Scenario::local(end);
     let mut points: Vec<(DateTime<Utc>, [f64; 4], u64)> = Vec::new();
     if bar == "1min" {
-        for b in inst.bars_until(scenario.date, end_local) {
-            let at = scenario.instant(b.time);
+        let (day, bars) = scenario.bars_public(inst, end_local);
+        for b in bars {
+            let at = Scenario::instant_on(day, b.time);
             if at >= start {
                 points.push((at, [b.o, b.h, b.l, b.c], b.v));
             }
         }
     } else {
         let midnight = NaiveTime::MIN;
-        for b in &inst.daily_bars {
+        for b in scenario.daily_history(inst, end_local) {
             let at = scenario::local_instant(b.date.and_time(midnight));
             if at >= start && at <= end {
                 points.push((at, [b.o, b.h, b.l, b.c], b.v));
             }
-        }
-        let today = inst.quote(inst.bars_until(scenario.date, end_local));
-        let at = scenario.instant(midnight);
-        if let (Some(open), Some(high), Some(low)) = (today.open, today.high, today.low)
-            && at >= start
-        {
-            points.push((at, [open, high, low, today.last], today.volume));
         }
     }
     if points.is_empty() {

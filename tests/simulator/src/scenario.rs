@@ -1,11 +1,13 @@
-//! A trading day for the simulator to play: instruments with their prior
-//! close, other listings, 1-minute bars in Sydney time, earlier daily bars,
-//! scanner rank and price steps, and the day's ASX announcements.
+//! A trading day, or a run of them, for the simulator to play: instruments
+//! with their prior close, other listings, 1-minute bars in Sydney time for
+//! the first day and optionally for later days, earlier daily bars, scanner
+//! rank and price steps, and the first day's ASX announcements.
 //!
 //! The scenario is data only; the endpoints in `market`, `asx` and the
 //! clock decide what of it is visible at the simulated "now". The market
 //! moves in whole minutes: a bar stamped `10:03` becomes public when its
-//! minute ends, at 10:04:00 Sydney time.
+//! minute ends, at 10:04:00 Sydney time. A day's daily bar is complete at
+//! [`DAY_END`], after the closing auction.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -22,6 +24,9 @@ pub const SYDNEY: Tz = chrono_tz::Australia::Sydney;
 const FIRST_BAR: NaiveTime = hhmm_const(10, 0);
 /// The last 1-minute bar a day can have: the closing auction's.
 const LAST_BAR: NaiveTime = hhmm_const(16, 11);
+/// When a trading day is over: its closing auction has ended, its daily bar
+/// is final and DAY orders have expired.
+pub const DAY_END: NaiveTime = hhmm_const(16, 12);
 
 const fn hhmm_const(hour: u32, minute: u32) -> NaiveTime {
     match NaiveTime::from_hms_opt(hour, minute, 0) {
@@ -72,6 +77,20 @@ pub struct Instrument {
     /// Earlier days' bars, oldest first; the last close is `prior_close`.
     #[serde(default)]
     pub daily_bars: Vec<DailyBar>,
+    /// 1-minute bars of trading days after `date`, oldest day first. A day
+    /// missing here is one on which the stock did not trade.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub later_days: Vec<DayBars>,
+}
+
+/// The 1-minute bars of one later trading day.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayBars {
+    /// The Sydney trading date.
+    pub date: NaiveDate,
+    /// That day's bars, regular hours, oldest first.
+    pub bars: Vec<Bar>,
 }
 
 /// Another exchange's listing of a symbol.
@@ -297,8 +316,13 @@ impl Scenario {
     }
 
     /// The announcements released by `now`, newest first (ties: higher
-    /// idsId first, as the ASX numbers them in release order).
+    /// idsId first, as the ASX numbers them in release order). They belong
+    /// to the scenario's first date: the "today" page of any other date is
+    /// empty.
     pub fn released(&self, now: DateTime<Utc>) -> Vec<&Announcement> {
+        if Scenario::local(now).date() != self.date {
+            return Vec::new();
+        }
         let mut out: Vec<&Announcement> = self
             .announcements
             .iter()
@@ -306,6 +330,114 @@ impl Scenario {
             .collect();
         out.sort_by(|a, b| (b.time, &b.ids_id).cmp(&(a.time, &a.ids_id)));
         out
+    }
+}
+
+impl Scenario {
+    /// Every date with 1-minute bars, in order: the scenario's date, then
+    /// each later day any instrument trades on.
+    pub fn trading_days(&self) -> Vec<NaiveDate> {
+        let mut days: Vec<NaiveDate> = self
+            .instruments
+            .iter()
+            .flat_map(|i| i.later_days.iter().map(|d| d.date))
+            .collect();
+        days.push(self.date);
+        days.sort();
+        days.dedup();
+        days
+    }
+
+    /// The trading day whose prices show at Sydney time `local`: the last
+    /// trading day on or before its date, or the first day before it.
+    pub fn session_day(&self, local: NaiveDateTime) -> NaiveDate {
+        self.trading_days()
+            .into_iter()
+            .rfind(|d| *d <= local.date())
+            .unwrap_or(self.date)
+    }
+
+    /// `inst`'s 1-minute bars on `date`; empty on a day it did not trade.
+    pub fn bars_on<'a>(&self, inst: &'a Instrument, date: NaiveDate) -> &'a [Bar] {
+        if date == self.date {
+            return &inst.bars;
+        }
+        inst.later_days
+            .iter()
+            .find(|d| d.date == date)
+            .map_or(&[], |d| &d.bars)
+    }
+
+    /// `inst`'s bars of its session day that are public at `local`, with
+    /// that day.
+    pub fn bars_public<'a>(
+        &self,
+        inst: &'a Instrument,
+        local: NaiveDateTime,
+    ) -> (NaiveDate, &'a [Bar]) {
+        let day = self.session_day(local);
+        let bars = self.bars_on(inst, day);
+        if local.date() > day {
+            return (day, bars);
+        }
+        let done = bars
+            .iter()
+            .take_while(|b| b.time + chrono::Duration::minutes(1) <= local.time())
+            .count();
+        (day, &bars[..done])
+    }
+
+    /// The close before `date`: the last bar of the latest earlier trading
+    /// day `inst` traded on, or its `prior_close` for the first day.
+    pub fn prior_close_on(&self, inst: &Instrument, date: NaiveDate) -> f64 {
+        self.trading_days()
+            .into_iter()
+            .filter(|d| *d < date)
+            .rev()
+            .find_map(|d| self.bars_on(inst, d).last().map(|b| b.c))
+            .unwrap_or(inst.prior_close)
+    }
+
+    /// What `inst` has done today by Sydney time `local`, against the close
+    /// of the trading day before.
+    pub fn quote_at(&self, inst: &Instrument, local: NaiveDateTime) -> (Quote, f64) {
+        let (day, bars) = self.bars_public(inst, local);
+        let prior = self.prior_close_on(inst, day);
+        let mut quote = inst.quote(bars);
+        if bars.is_empty() {
+            quote.last = prior;
+        }
+        (quote, prior)
+    }
+
+    /// `inst`'s daily bars of the days complete at `local` (past
+    /// [`DAY_END`]), oldest first: its `daily_bars`, then one bar per
+    /// scenario day it traded on.
+    pub fn daily_history(&self, inst: &Instrument, local: NaiveDateTime) -> Vec<DailyBar> {
+        let mut out = inst.daily_bars.clone();
+        for day in self.trading_days() {
+            let bars = self.bars_on(inst, day);
+            if day.and_time(DAY_END) > local {
+                break;
+            }
+            let (Some(first), Some(last)) = (bars.first(), bars.last()) else {
+                continue;
+            };
+            out.push(DailyBar {
+                date: day,
+                o: first.o,
+                h: bars.iter().map(|b| b.h).fold(f64::MIN, f64::max),
+                l: bars.iter().map(|b| b.l).fold(f64::MAX, f64::min),
+                c: last.c,
+                v: bars.iter().map(|b| b.v).sum(),
+            });
+        }
+        out
+    }
+
+    /// The UTC instant of a Sydney time on `date`.
+    pub fn instant_on(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+        local_instant(date.and_time(time))
     }
 }
 
@@ -325,6 +457,23 @@ fn check_code(code: &str) -> Result<()> {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     if !ok {
         bail!("code {code:?} is not 1 to 6 upper-case letters and digits");
+    }
+    Ok(())
+}
+
+/// Checks one day's 1-minute bars: regular hours, rising times, sane prices.
+fn check_bars(bars: &[Bar]) -> Result<()> {
+    let mut previous: Option<NaiveTime> = None;
+    for bar in bars {
+        let at = bar.time.format("%H:%M");
+        if bar.time < FIRST_BAR || bar.time > LAST_BAR {
+            bail!("bar {at} is outside regular hours 10:00-16:11");
+        }
+        if previous.is_some_and(|p| bar.time <= p) {
+            bail!("bar {at} is not after the bar before it");
+        }
+        previous = Some(bar.time);
+        check_ohlc(bar.o, bar.h, bar.l, bar.c).with_context(|| format!("bar {at}"))?;
     }
     Ok(())
 }
@@ -356,17 +505,14 @@ impl Instrument {
         {
             bail!("increment_rules must have rising edges and positive increments");
         }
-        let mut previous: Option<NaiveTime> = None;
-        for bar in &self.bars {
-            let at = bar.time.format("%H:%M");
-            if bar.time < FIRST_BAR || bar.time > LAST_BAR {
-                bail!("bar {at} is outside regular hours 10:00-16:11");
+        check_bars(&self.bars)?;
+        let mut previous = date;
+        for day in &self.later_days {
+            if day.date <= previous || matches!(day.date.weekday(), Weekday::Sat | Weekday::Sun) {
+                bail!("later day {} is not a weekday after {previous}", day.date);
             }
-            if previous.is_some_and(|p| bar.time <= p) {
-                bail!("bar {at} is not after the bar before it");
-            }
-            previous = Some(bar.time);
-            check_ohlc(bar.o, bar.h, bar.l, bar.c).with_context(|| format!("bar {at}"))?;
+            previous = day.date;
+            check_bars(&day.bars).with_context(|| format!("later day {}", day.date))?;
         }
         let mut previous: Option<NaiveDate> = None;
         for bar in &self.daily_bars {
@@ -626,6 +772,177 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The built-in example week: the example day (Monday 2 March 2026)
+    /// and every trading day through Friday 13 March, with prices shaped so
+    /// that a client using a 10-minute opening range (bars 10:00 to 10:09),
+    /// entries placed at 10:12 as buy stops one price step above the range
+    /// high, and a protective sell stop at the low of the day sees:
+    ///
+    /// - **14D**: range high 0.059, low 0.054; its buy stop at 0.060 fills in
+    ///   the 10:17 bar at 0.060. It never trades at or below 0.054 after the
+    ///   fill, nor at or below 0.060 from Thursday 5 March (the 3rd trading
+    ///   day after entry, when half is sold) on. Its first daily close below
+    ///   the 10-day SMA of daily closes is Wednesday 11 March (0.066 against
+    ///   about 0.070 counting that day, 0.068 not counting it), so the rest
+    ///   is sold on Thursday 12 March.
+    /// - **LTR**: range high 1.09, low 1.055; its buy stop at 1.095 fills in
+    ///   the 10:17 bar at 1.095. On Tuesday 3 March it trades down through
+    ///   1.055 in the 11:30 bar (open 1.07), so a sell stop at 1.055 fills at
+    ///   1.055.
+    /// - **BHP**: range high 46.92, low 46.33; nothing trades above 46.91
+    ///   from 10:10 to 10:59, so a buy stop at 46.93 is still unfilled at the
+    ///   11:00 cutoff; left working, it fills in the 11:04 bar at 46.93.
+    ///
+    /// Monday's bars are the example day's except after the opening range:
+    /// 14D and LTR are held one step above their range low from 10:12 on,
+    /// and BHP one step under its range high from 10:10 to 10:59. The other
+    /// instruments drift gently on later days; announcements are Monday's
+    /// only. Prices are invented.
+    pub fn example_week() -> Scenario {
+        let mut week = Scenario::example();
+        let ten_twelve = hhmm_const(10, 12);
+        for inst in &mut week.instruments {
+            let (high, low) = opening_range(&inst.bars, 10);
+            let step = inst.increment_at(low);
+            let cap = on_step(high - inst.increment_at(high), inst.increment_at(high));
+            match inst.symbol.as_str() {
+                "14D" | "LTR" => floor_bars(&mut inst.bars, ten_twelve, on_step(low + step, step)),
+                "BHP" => cap_bars(&mut inst.bars, hhmm_const(10, 10), hhmm_const(10, 59), cap),
+                _ => {}
+            }
+        }
+        let days: Vec<NaiveDate> = [3, 4, 5, 6, 9, 10, 11, 12, 13]
+            .iter()
+            .map(|d| NaiveDate::from_ymd_opt(2026, 3, *d).expect("a real date"))
+            .collect();
+        for inst in &mut week.instruments {
+            let mut close = inst.bars.last().map_or(inst.prior_close, |b| b.c);
+            let base_volume = inst.bars.first().map_or(10_000, |b| b.v / 3);
+            for (k, date) in days.iter().enumerate() {
+                let waypoints = week_path(&inst.symbol, k, close);
+                let bars = path_bars(&waypoints, &inst.increment_rules, base_volume);
+                close = bars.last().map_or(close, |b| b.c);
+                inst.later_days.push(DayBars { date: *date, bars });
+            }
+        }
+        week
+    }
+}
+
+/// The high and low of the first `minutes` bars.
+pub fn opening_range(bars: &[Bar], minutes: usize) -> (f64, f64) {
+    let range = &bars[..minutes.min(bars.len())];
+    let high = range.iter().map(|b| b.h).fold(f64::MIN, f64::max);
+    let low = range.iter().map(|b| b.l).fold(f64::MAX, f64::min);
+    (high, low)
+}
+
+/// Raises every price of the bars from `from` on to at least `floor`.
+fn floor_bars(bars: &mut [Bar], from: NaiveTime, floor: f64) {
+    for bar in bars.iter_mut().filter(|b| b.time >= from) {
+        bar.o = bar.o.max(floor);
+        bar.h = bar.h.max(floor);
+        bar.l = bar.l.max(floor);
+        bar.c = bar.c.max(floor);
+    }
+}
+
+/// Lowers every price of the bars from `from` to `to` to at most `cap`.
+fn cap_bars(bars: &mut [Bar], from: NaiveTime, to: NaiveTime, cap: f64) {
+    for bar in bars.iter_mut().filter(|b| b.time >= from && b.time <= to) {
+        bar.o = bar.o.min(cap);
+        bar.h = bar.h.min(cap);
+        bar.l = bar.l.min(cap);
+        bar.c = bar.c.min(cap);
+    }
+}
+
+/// Where `symbol` goes on the `k`-th later day of the example week, from
+/// the previous close: `(minute after 10:00, price)` points to draw
+/// straight lines through.
+fn week_path(symbol: &str, k: usize, close: f64) -> Vec<(u32, f64)> {
+    // 14D rallies for a week, then drops under its 10-day SMA on day 6
+    // (Wednesday 11 March) while staying above its entry price.
+    const DAYS_14D: [[f64; 3]; 9] = [
+        [0.062, 0.065, 0.068],
+        [0.068, 0.072, 0.075],
+        [0.075, 0.079, 0.080],
+        [0.080, 0.084, 0.083],
+        [0.083, 0.086, 0.084],
+        [0.084, 0.083, 0.082],
+        [0.081, 0.072, 0.066],
+        [0.066, 0.068, 0.067],
+        [0.067, 0.066, 0.066],
+    ];
+    match (symbol, k) {
+        ("14D", _) => {
+            let [open, middle, end] = DAYS_14D[k];
+            vec![(0, open), (180, middle), (370, end)]
+        }
+        // LTR slides from the open and breaks down at 11:30 on Tuesday.
+        ("LTR", 0) => vec![(0, 1.12), (89, 1.07), (90, 1.05), (370, 1.03)],
+        _ => {
+            let drift = ((k as f64) * 1.7).sin() * 0.008;
+            vec![
+                (0, close),
+                (185, close * (1.0 + drift / 2.0)),
+                (370, close * (1.0 + drift)),
+            ]
+        }
+    }
+}
+
+/// A day of 1-minute bars, 10:00 to 16:10, along straight lines through
+/// `waypoints`, on the price steps of `rules`.
+fn path_bars(waypoints: &[(u32, f64)], rules: &[IncrementRule], base_volume: u64) -> Vec<Bar> {
+    let step_at = |p: f64| {
+        rules
+            .iter()
+            .rev()
+            .find(|r| p >= r.lower_edge - 1e-12)
+            .map_or(0.01, |r| r.increment)
+    };
+    let target = |minute: u32| {
+        let next = waypoints
+            .iter()
+            .position(|w| w.0 >= minute)
+            .unwrap_or(waypoints.len() - 1);
+        if next == 0 {
+            return waypoints[0].1;
+        }
+        let (m0, p0) = waypoints[next - 1];
+        let (m1, p1) = waypoints[next];
+        if m1 <= minute {
+            return p1;
+        }
+        p0 + (p1 - p0) * f64::from(minute - m0) / f64::from(m1 - m0)
+    };
+    let mut bars = Vec::new();
+    let mut previous_close = on_step(waypoints[0].1, step_at(waypoints[0].1));
+    for minute in 0..=370u32 {
+        let wanted = target(minute);
+        let step = step_at(wanted);
+        let o = previous_close;
+        let c = on_step(wanted, step);
+        let weight = match minute {
+            0..=4 => 6,
+            366.. => 8,
+            _ => 1 + minute % 4,
+        };
+        bars.push(Bar {
+            time: FIRST_BAR + chrono::Duration::minutes(i64::from(minute)),
+            o,
+            h: on_step(o.max(c) + step * f64::from(1 + minute % 3), step),
+            l: on_step(o.min(c) - step * f64::from(1 + minute % 2), step),
+            c,
+            v: base_volume * u64::from(weight) / 2,
+        });
+        previous_close = c;
+    }
+    bars
+}
+
 /// Builds one example instrument: a deterministic wiggle around a straight
 /// drift, so the opening range forms in the first minutes and later bars
 /// break out of it (or fall through it) as `drift` says.
@@ -724,6 +1041,7 @@ fn example_instrument(shape: &Shape, date: NaiveDate) -> Instrument {
         increment_rules: rules.clone(),
         bars,
         daily_bars,
+        later_days: Vec::new(),
     }
 }
 
@@ -860,6 +1178,159 @@ mod tests {
         assert_eq!(inst.increment_at(0.1), 0.005);
         assert_eq!(inst.increment_at(1.99), 0.005);
         assert_eq!(inst.increment_at(2.0), 0.01);
+    }
+
+    /// Walks a day list from `(day, bar)` on: every later bar in order.
+    fn bars_from<'a>(
+        week: &'a Scenario,
+        inst: &'a Instrument,
+        from: (NaiveDate, NaiveTime),
+    ) -> Vec<(NaiveDate, &'a Bar)> {
+        week.trading_days()
+            .into_iter()
+            .flat_map(|d| week.bars_on(inst, d).iter().map(move |b| (d, b)))
+            .filter(|(d, b)| (*d, b.time) >= from)
+            .collect()
+    }
+
+    /// The first bar from 10:12 Monday on whose high reaches one step over
+    /// the range high, with the buy stop's fill price there.
+    fn entry(week: &Scenario, inst: &Instrument) -> (NaiveTime, f64, f64, f64) {
+        let (high, low) = opening_range(&inst.bars, 10);
+        let stop = on_step(high + inst.increment_at(high), inst.increment_at(high));
+        let bar = inst
+            .bars
+            .iter()
+            .find(|b| b.time >= hhmm_const(10, 12) && b.h >= stop)
+            .unwrap();
+        let _ = week;
+        (bar.time, bar.o.max(stop), high, low)
+    }
+
+    #[test]
+    fn example_week_has_the_documented_entries_exits_and_cross() {
+        let week = Scenario::example_week();
+        week.validate().unwrap();
+        let from_json = Scenario::from_json(&serde_json::to_string(&week).unwrap()).unwrap();
+        assert_eq!(from_json, week);
+        let date = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let days = week.trading_days();
+        assert_eq!(days.first(), Some(&date(2)));
+        assert_eq!(days.last(), Some(&date(13)));
+        assert_eq!(days.len(), 10);
+        let monday = Scenario::example();
+        for sym in ["WTC", "CBA", "PLS", "ZIP"] {
+            assert_eq!(
+                week.by_symbol(sym).unwrap().bars,
+                monday.by_symbol(sym).unwrap().bars
+            );
+        }
+
+        // 14D: fills at 10:17, holds above its stop, then above its entry
+        // from the half exit on, and closes under its SMA on the 11th.
+        let d14 = week.by_symbol("14D").unwrap();
+        let (at, fill, high, low) = entry(&week, d14);
+        assert_eq!(
+            (at, fill, high, low),
+            (hhmm_const(10, 17), 0.06, 0.059, 0.054)
+        );
+        let sell_day = date(12);
+        let after: Vec<_> = bars_from(&week, d14, (date(2), hhmm_const(10, 18)));
+        assert!(
+            after
+                .iter()
+                .filter(|(d, _)| *d <= sell_day)
+                .all(|(_, b)| b.l > low)
+        );
+        let half_day = days[days.iter().position(|d| *d == date(2)).unwrap() + 3];
+        assert_eq!(half_day, date(5));
+        assert!(!week.bars_on(d14, half_day).is_empty());
+        assert!(
+            after
+                .iter()
+                .filter(|(d, _)| *d >= half_day && *d <= sell_day)
+                .all(|(_, b)| b.l > fill)
+        );
+        let end_of = |d: NaiveDate| d.and_time(DAY_END);
+        let closes: Vec<(NaiveDate, f64)> = week
+            .daily_history(d14, end_of(date(13)))
+            .iter()
+            .map(|b| (b.date, b.c))
+            .collect();
+        assert!(closes.iter().filter(|(d, _)| *d < date(2)).count() >= 10);
+        let mean = |xs: &[(NaiveDate, f64)]| xs.iter().map(|x| x.1).sum::<f64>() / xs.len() as f64;
+        let crosses: Vec<NaiveDate> = (10..closes.len())
+            .filter(|&i| closes[i].0 > date(2))
+            .filter(|&i| {
+                let with_today = mean(&closes[i - 9..=i]);
+                let before = mean(&closes[i - 10..i]);
+                closes[i].1 < with_today || closes[i].1 < before
+            })
+            .map(|i| closes[i].0)
+            .collect();
+        assert_eq!(crosses.first(), Some(&date(11)), "{closes:?}");
+        let i = closes.iter().position(|c| c.0 == date(11)).unwrap();
+        assert!(closes[i].1 < mean(&closes[i - 9..=i]) && closes[i].1 < mean(&closes[i - 10..i]));
+        assert_eq!(
+            days[days.iter().position(|d| *d == date(11)).unwrap() + 1],
+            sell_day
+        );
+
+        // LTR: fills at 10:17, then its stop at the range low fills on
+        // Tuesday in the 11:30 bar at the stop price.
+        let ltr = week.by_symbol("LTR").unwrap();
+        let (at, fill, high, low) = entry(&week, ltr);
+        assert_eq!(
+            (at, fill, high, low),
+            (hhmm_const(10, 17), 1.095, 1.09, 1.055)
+        );
+        let (day, bar) = bars_from(&week, ltr, (date(2), hhmm_const(10, 18)))
+            .into_iter()
+            .find(|(_, b)| b.l <= low)
+            .unwrap();
+        assert_eq!((day, bar.time), (date(3), hhmm_const(11, 30)));
+        assert_eq!(bar.o.min(low), 1.055);
+
+        // BHP: nothing over the range high from 10:10 to 10:59.
+        let bhp = week.by_symbol("BHP").unwrap();
+        let (high, low) = opening_range(&bhp.bars, 10);
+        assert_eq!((high, low), (46.92, 46.33));
+        assert!(
+            bhp.bars
+                .iter()
+                .filter(|b| b.time >= hhmm_const(10, 10) && b.time < hhmm_const(11, 0))
+                .all(|b| b.h < high)
+        );
+        let late = bhp.bars.iter().find(|b| b.h >= 46.93).unwrap();
+        assert_eq!((late.time, late.o.max(46.93)), (hhmm_const(11, 4), 46.93));
+    }
+
+    #[test]
+    fn the_clock_picks_the_day_and_its_prior_close() {
+        let week = Scenario::example_week();
+        let d14 = week.by_symbol("14D").unwrap();
+        let tuesday = NaiveDate::from_ymd_opt(2026, 3, 3).unwrap();
+        let saturday = NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
+        let monday_close = d14.bars.last().unwrap().c;
+        let (quote, prior) = week.quote_at(d14, tuesday.and_hms_opt(9, 30, 0).unwrap());
+        assert_eq!(
+            (quote.open, quote.last, prior),
+            (None, monday_close, monday_close)
+        );
+        let (quote, _) = week.quote_at(d14, tuesday.and_hms_opt(10, 5, 0).unwrap());
+        assert_eq!(quote.open, Some(0.062));
+        assert_eq!(
+            week.session_day(saturday.and_hms_opt(12, 0, 0).unwrap()),
+            saturday.pred_opt().unwrap()
+        );
+        let before_close = week.daily_history(d14, tuesday.and_hms_opt(16, 11, 0).unwrap());
+        let after_close = week.daily_history(d14, tuesday.and_time(DAY_END));
+        assert_eq!(before_close.len() + 1, after_close.len());
+        assert_eq!(after_close.last().unwrap().date, tuesday);
+        assert!(
+            week.released(Scenario::instant_on(tuesday, hhmm_const(9, 0)))
+                .is_empty()
+        );
     }
 
     /// The checked-in example file is the built-in example; set

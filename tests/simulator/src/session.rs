@@ -9,7 +9,7 @@
 //! [`require_accounts_primed`]; the "no bridge" gate is applied for them by
 //! [`gate`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -75,6 +75,14 @@ pub(crate) struct Session {
     bridge: Bridge,
     /// Whether `GET /iserver/accounts` was called since the bridge opened.
     pub accounts_primed: bool,
+    /// Whether `GET /portfolio/accounts` was called since the token was
+    /// issued, as the other `/portfolio` endpoints require.
+    pub portfolio_primed: bool,
+    /// Whether the live-orders pre-flight call has been made in this
+    /// brokerage session (the next call answers with the orders).
+    pub orders_ready: bool,
+    /// Question message ids suppressed for this brokerage session.
+    pub suppressed: HashSet<String>,
 }
 
 impl Session {
@@ -85,11 +93,14 @@ impl Session {
     pub fn drop_bridge(&mut self) {
         self.bridge = Bridge::Closed;
         self.accounts_primed = false;
+        self.orders_ready = false;
+        self.suppressed.clear();
     }
 
     /// Ends everything a token carried: the brokerage session and priming.
     pub fn forget_token(&mut self) {
         self.token = None;
+        self.portfolio_primed = false;
         self.drop_bridge();
     }
 
@@ -355,7 +366,14 @@ pub(crate) fn route(
             state.session.forget_token();
             Reply::json(200, &json!({ "status": true }))
         }
-        ("GET", "/portfolio/accounts") => Reply::json(200, &portfolio_accounts(state)),
+        ("GET", "/portfolio/accounts") => {
+            let every = state.config.slow_endpoint_interval;
+            if let Some(reply) = crate::market::pace(state, "portfolio/accounts", 1, every, now) {
+                return Some(reply);
+            }
+            state.session.portfolio_primed = true;
+            Reply::json(200, &portfolio_accounts(state))
+        }
         _ => return None,
     };
     Some(reply)

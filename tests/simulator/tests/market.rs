@@ -242,14 +242,29 @@ fn history_gives_bars_up_to_the_simulated_now() {
     let days = daily["data"].as_array().unwrap();
     assert_eq!(
         days.len(),
-        16,
-        "15 earlier days from 30 days back, and today so far"
+        15,
+        "15 earlier days from 30 days back; today's bar waits for the close"
     );
     assert_eq!(
         days[14]["c"], 45.0,
         "the last earlier close is the prior close"
     );
-    assert_eq!(days[15]["c"], data[9]["c"]);
+    sim.set_now(sydney("16:12:00"));
+    let daily = client
+        .get(&format!(
+            "/iserver/marketdata/history?conid={BHP}&bar=1d&period=1m"
+        ))
+        .json();
+    let days = daily["data"].as_array().unwrap();
+    assert_eq!(
+        days.len(),
+        16,
+        "today's bar, complete after the closing auction"
+    );
+    let all = client.get(&minute).json();
+    let minutes = all["data"].as_array().unwrap();
+    assert_eq!(days[15]["c"], minutes[minutes.len() - 1]["c"]);
+    assert_eq!(days[15]["o"], data[0]["o"]);
 
     for bad in [
         format!("/iserver/marketdata/history?conid={BHP}&bar=1min&period=1w"),

@@ -243,12 +243,12 @@ fn ibkr_header_rules_411_and_400() {
 fn signed_requests_accept_good_and_refuse_tampered_stale_or_replayed() {
     let (sim, mut client, _) = start_with("signed", |_| {});
     client.handshake();
-    assert_eq!(client.get("/portfolio/accounts").status, 200);
+    assert_eq!(client.get("/tickle").status, 200);
     let tampered = Sign {
         tamper: true,
         ..Sign::default()
     };
-    let answer = client.send_with("GET", "/portfolio/accounts", "", tampered);
+    let answer = client.send_with("GET", "/tickle", "", tampered);
     assert_eq!(answer.status, 401);
     assert!(
         answer.json()["error"]
@@ -260,32 +260,17 @@ fn signed_requests_accept_good_and_refuse_tampered_stale_or_replayed() {
         timestamp: Some(now_secs() + 400),
         ..Sign::default()
     };
-    assert_eq!(
-        client
-            .send_with("GET", "/portfolio/accounts", "", stale)
-            .status,
-        401
-    );
+    assert_eq!(client.send_with("GET", "/tickle", "", stale).status, 401);
     let first = Sign {
         nonce: Some("n1".into()),
         ..Sign::default()
     };
-    assert_eq!(
-        client
-            .send_with("GET", "/portfolio/accounts", "", first)
-            .status,
-        200
-    );
+    assert_eq!(client.send_with("GET", "/tickle", "", first).status, 200);
     let replay = Sign {
         nonce: Some("n1".into()),
         ..Sign::default()
     };
-    assert_eq!(
-        client
-            .send_with("GET", "/portfolio/accounts", "", replay)
-            .status,
-        401
-    );
+    assert_eq!(client.send_with("GET", "/tickle", "", replay).status, 401);
     let verified: Vec<bool> = sim
         .requests()
         .iter()
@@ -298,7 +283,8 @@ fn signed_requests_accept_good_and_refuse_tampered_stale_or_replayed() {
 fn query_signing_accepts_only_the_configured_form() {
     let (sim, mut client, _) = start_with("query", |_| {});
     client.handshake();
-    let target = "/portfolio/accounts?conids=265598&fields=31,84";
+    // /tickle is not paced, so the same call can be repeated at once.
+    let target = "/tickle?conids=265598&fields=31,84";
     let with_query = || Sign {
         include_query: true,
         ..Sign::default()

@@ -60,6 +60,18 @@ pub fn exchange(
     headers: &[(&str, String)],
     body: &str,
 ) -> Answer {
+    parse_answer(&raw_exchange(addr, method, target, headers, body))
+}
+
+/// [`exchange`] without parsing: the bytes the server sent before it
+/// closed the connection, as text (empty when it sent none).
+pub fn raw_exchange(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -73,7 +85,14 @@ pub fn exchange(
     request.push_str(body);
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
+    // A reset instead of a clean close also means "no answer".
+    let _ = stream.read_to_string(&mut raw);
+    raw
+}
+
+/// Splits a raw HTTP answer into status, headers and body; panics when
+/// it is not a complete answer.
+pub fn parse_answer(raw: &str) -> Answer {
     let (head, rest) = raw.split_once("\r\n\r\n").expect("a complete HTTP answer");
     let mut lines = head.lines();
     let status = lines
@@ -279,6 +298,39 @@ impl Client {
     /// answer's body comes back trimmed. Panics without a live session
     /// token, so call [`Client::handshake`] first.
     pub fn send_with(&self, method: &str, target: &str, body: &str, sign: Sign) -> Answer {
+        let headers = self.signed_headers(method, target, body, sign);
+        let mut answer = exchange(
+            self.addr,
+            method,
+            &format!("/v1/api{target}"),
+            &headers,
+            body,
+        );
+        answer.body = answer.body.trim().to_string();
+        answer
+    }
+
+    /// A correctly signed request whose raw answer comes back unparsed,
+    /// for servers that may close the connection without answering.
+    pub fn send_raw(&self, method: &str, target: &str, body: &str) -> String {
+        let headers = self.signed_headers(method, target, body, Sign::default());
+        raw_exchange(
+            self.addr,
+            method,
+            &format!("/v1/api{target}"),
+            &headers,
+            body,
+        )
+    }
+
+    /// The headers of a request to `target` signed as `sign` says.
+    fn signed_headers(
+        &self,
+        method: &str,
+        target: &str,
+        body: &str,
+        sign: Sign,
+    ) -> Vec<(&'static str, String)> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mut params = self.oauth_params(
             "HMAC-SHA256",
@@ -314,15 +366,7 @@ impl Client {
             headers.push(("Content-Length", body.len().to_string()));
             headers.push(("Content-Type", "application/json".to_string()));
         }
-        let mut answer = exchange(
-            self.addr,
-            method,
-            &format!("/v1/api{target}"),
-            &headers,
-            body,
-        );
-        answer.body = answer.body.trim().to_string();
-        answer
+        headers
     }
 
     /// [`Client::send_with`], signed correctly.
