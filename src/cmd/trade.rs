@@ -227,6 +227,11 @@ fn refuse_unless_ok(status: &str, reason: Option<&str>) -> Result<()> {
                 "compare `skim positions` with the broker's records; fix the difference, then run again"
             })
             .into()),
+        "incomplete" => Err(error::failure(format!(
+            "not everything could be done: {}",
+            reason.unwrap_or("see the actions")
+        ))
+        .into()),
         _ => Ok(()),
     }
 }

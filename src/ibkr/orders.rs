@@ -175,6 +175,15 @@ pub enum Placement {
 /// Whether an error leaves an order request's outcome unknown: no complete
 /// answer, or a server error after which the order may exist anyway.
 pub fn is_unclear(err: &anyhow::Error) -> bool {
+    // The client attaches `Unanswered` as context, which `downcast_ref`
+    // finds and the plain cause chain does not.
+    if err.downcast_ref::<Unanswered>().is_some()
+        || err
+            .downcast_ref::<ApiError>()
+            .is_some_and(|api| api.status >= 500)
+    {
+        return true;
+    }
     err.chain().any(|cause| {
         cause.downcast_ref::<Unanswered>().is_some()
             || cause
@@ -682,6 +691,11 @@ mod tests {
 
     #[test]
     fn unclear_outcomes_are_told_apart_from_refusals() {
+        let timed_out = anyhow::anyhow!("operation timed out").context(Unanswered {
+            method: "POST".into(),
+            path: "/iserver/account/DU1/orders".into(),
+        });
+        assert!(is_unclear(&timed_out.context("IBKR did not answer")));
         let dropped: anyhow::Error = Unanswered {
             method: "POST".into(),
             path: "/iserver/account/DU1/orders".into(),

@@ -80,7 +80,10 @@ impl Pacer {
                 self.load();
             }
             if let Some(last) = self.last_by_endpoint.get(*prefix) {
-                let due = *last + *spacing;
+                // IBKR measures the spacing on arrival, and a request can
+                // arrive later than it left; a 5% margin keeps a slow first
+                // request from making the next look early.
+                let due = *last + *spacing + *spacing / 20;
                 if let Ok(wait) = due.duration_since(SystemTime::now()) {
                     log::debug!("pacing {path}: waiting {} ms", wait.as_millis());
                     if wait >= SHOW_WAITS_FROM {

@@ -509,19 +509,38 @@ pub fn flatten(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Man
     }
     for position in journal::active_positions(store.connection())? {
         let orders = journal::orders_of(store.connection(), position.id)?;
-        for order in orders
+        let open: Vec<&Order> = orders
             .iter()
             .filter(|o| o.state.is_open() && o.order_id.is_some())
-        {
+            .collect();
+        // Cancelling a bracket's parent cancels its children at IBKR; asking
+        // again for a child would only be refused.
+        let parents: Vec<&str> = open
+            .iter()
+            .filter(|o| o.parent_coid.is_none())
+            .map(|o| o.coid.as_str())
+            .collect();
+        for order in open {
+            if order
+                .parent_coid
+                .as_deref()
+                .is_some_and(|p| parents.contains(&p))
+            {
+                continue;
+            }
             let id = order.order_id.as_deref().unwrap_or_default();
-            orders::cancel(&broker.client, &broker.account, id)
-                .with_context(|| format!("{}: failed to cancel {}", position.ticker, order.coid))?;
+            // A kill switch does as much as it can: one failure does not
+            // stop the others; the command fails at the end.
+            let outcome = match orders::cancel(&broker.client, &broker.account, id) {
+                Ok(()) => "done".to_owned(),
+                Err(err) => format!("failed: {err:#}"),
+            };
             report.actions.push(Action {
                 ticker: position.ticker.clone(),
                 action: "cancel".into(),
                 detail: format!("{} {}", order.purpose.as_str(), order.coid),
                 coid: Some(order.coid.clone()),
-                outcome: "done".into(),
+                outcome,
             });
         }
         if position.quantity > 0 {
@@ -544,6 +563,16 @@ pub fn flatten(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Man
                 outcome,
             });
         }
+    }
+    let failed: Vec<String> = report
+        .actions
+        .iter()
+        .filter(|a| a.outcome.starts_with("failed"))
+        .map(|a| format!("{} {}: {}", a.ticker, a.action, a.outcome))
+        .collect();
+    if !failed.is_empty() {
+        report.status = "incomplete".into();
+        report.reason = Some(failed.join("; "));
     }
     Ok(report)
 }

@@ -28,6 +28,8 @@ pub struct BrokerView {
 impl BrokerView {
     /// Reads positions, live orders and the last week's executions.
     pub fn read(broker: &Broker) -> Result<BrokerView> {
+        // IBKR wants /portfolio/accounts before any other /portfolio call.
+        crate::ibkr::portfolio::portfolio_accounts(&broker.client)?;
         let positions = orders::positions(&broker.client, &broker.account)?;
         let live = orders::live_orders(&broker.client)?;
         let executions = orders::executions(&broker.client, 7)?;

@@ -6,4 +6,5 @@ mod keys_gen;
 mod notify;
 mod ops;
 mod scan;
+mod trade;
 mod util;

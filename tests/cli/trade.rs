@@ -142,14 +142,21 @@ fn a_week_of_entries_stops_half_exits_and_the_trailing_exit() {
         .unwrap();
     assert_eq!(stop_14d["stop_price"], 0.054);
     assert!(stop_14d["coid"].is_null(), "a bracket child has no cOID");
-    let bhp = orders.iter().find(|o| o["ticker"] == "BHP" && o["side"] == "BUY").unwrap();
+    let bhp = orders
+        .iter()
+        .find(|o| o["ticker"] == "BHP" && o["side"] == "BUY")
+        .unwrap();
     assert_eq!(bhp["stop_price"], 46.93);
     assert_eq!(bhp["quantity"], 106);
     // At the broker: three parents with their cOIDs, three children tied to them.
     let book = w.s.sim.orders();
     assert_eq!(book.len(), 6);
     assert_eq!(w.s.sim.count_orders_with_coid("skim-20260302-LTR-entry"), 1);
-    assert!(book.iter().filter(|o| o.coid.is_none()).all(|o| o.parent_id.is_some()));
+    assert!(
+        book.iter()
+            .filter(|o| o.coid.is_none())
+            .all(|o| o.parent_id.is_some())
+    );
 
     // 10:20: 14D and LTR filled at 10:17.
     w.at(MON, 10, 20);
@@ -168,10 +175,19 @@ fn a_week_of_entries_stops_half_exits_and_the_trailing_exit() {
     w.at(MON, 11, 0);
     let managed = w.json(&["trade", "manage"]);
     assert!(
-        managed["actions"].as_array().unwrap().iter().any(|a| a["ticker"] == "BHP" && a["action"] == "cancel entry"),
+        managed["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["ticker"] == "BHP" && a["action"] == "cancel entry"),
         "{managed}"
     );
-    let bhp_entry = w.s.sim.orders().into_iter().find(|o| o.coid.as_deref() == Some("skim-20260302-BHP-entry")).unwrap();
+    let bhp_entry =
+        w.s.sim
+            .orders()
+            .into_iter()
+            .find(|o| o.coid.as_deref() == Some("skim-20260302-BHP-entry"))
+            .unwrap();
     assert_eq!(bhp_entry.status, OrderStatus::Cancelled);
 
     // Tuesday 11:35: LTR's stop filled at 1.055 in the 11:30 bar.
@@ -191,7 +207,11 @@ fn a_week_of_entries_stops_half_exits_and_the_trailing_exit() {
     w.at(THU, 10, 15);
     let managed = w.json(&["trade", "manage"]);
     assert!(
-        managed["actions"].as_array().unwrap().iter().any(|a| a["ticker"] == "14D" && a["action"] == "half exit"),
+        managed["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["ticker"] == "14D" && a["action"] == "half exit"),
         "{managed}"
     );
     assert_eq!(w.held("14D"), 83333 - 41666);
@@ -216,18 +236,31 @@ fn a_week_of_entries_stops_half_exits_and_the_trailing_exit() {
     w.at(NEXT_THU, 10, 15);
     let managed = w.json(&["trade", "manage"]);
     assert!(
-        managed["actions"].as_array().unwrap().iter().any(|a| a["ticker"] == "14D" && a["action"] == "trailing exit"),
+        managed["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["ticker"] == "14D" && a["action"] == "trailing exit"),
         "{managed}"
     );
     assert_eq!(w.held("14D"), 0);
     assert!(
-        !w.s.sim.orders().iter().any(|o| o.symbol == "14D" && o.status == OrderStatus::Submitted),
+        !w.s.sim
+            .orders()
+            .iter()
+            .any(|o| o.symbol == "14D" && o.status == OrderStatus::Submitted),
         "no stop left working on a flat position"
     );
     w.at(NEXT_THU, 10, 20);
     let doc = w.json(&["positions", "--all"]);
     assert!(doc["positions"].as_array().unwrap().is_empty(), "{doc}");
-    let d14 = doc["closed"].as_array().unwrap().iter().find(|c| c["ticker"] == "14D").unwrap().clone();
+    let d14 = doc["closed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ticker"] == "14D")
+        .unwrap()
+        .clone();
     assert_eq!(d14["exit_reason"], "trailing exit");
     assert!(d14["realized_pnl"].as_f64().unwrap() > 0.0);
 
@@ -240,7 +273,10 @@ fn a_week_of_entries_stops_half_exits_and_the_trailing_exit() {
         "Half Exit (Day 3)",
         "Trailing Exit (10-day SMA)",
     ] {
-        assert!(titles.iter().any(|t| t == title), "no {title:?} in {titles:?}");
+        assert!(
+            titles.iter().any(|t| t == title),
+            "no {title:?} in {titles:?}"
+        );
     }
 }
 
@@ -254,7 +290,12 @@ fn entering_twice_places_nothing_new() {
     assert_eq!(w.order_posts(), posts, "a second run sent orders");
     assert_eq!(w.s.sim.orders().len(), 6);
     let ids = |doc: &Value| -> Vec<Value> {
-        doc["orders"].as_array().unwrap().iter().map(|o| o["order_id"].clone()).collect()
+        doc["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["order_id"].clone())
+            .collect()
     };
     assert_eq!(ids(&first), ids(&second));
 }
@@ -262,6 +303,9 @@ fn entering_twice_places_nothing_new() {
 #[test]
 fn an_answer_lost_after_the_order_was_accepted_is_found_by_coid() {
     let mut w = Week::start();
+    // The simulator keeps the dropped connection open: a short timeout
+    // stands for the connection dying.
+    w.s.env.set("SKIM_HTTP_TIMEOUT", "3");
     w.at(MON, 10, 5);
     w.json(&["scan"]);
     w.at(MON, 10, 12);
@@ -316,9 +360,17 @@ fn reviewed_questions_are_confirmed_and_others_refuse_the_order() {
     w.at(MON, 10, 12);
     w.s.sim.set_order_questions(&["o163", "o999"]);
     let doc = w.json(&["trade", "enter"]);
-    let states: Vec<&str> = doc["orders"].as_array().unwrap().iter().map(|o| o["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = doc["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["state"].as_str().unwrap())
+        .collect();
     assert!(states.iter().all(|s| *s == "refused"), "{doc}");
-    assert!(w.s.sim.orders().is_empty(), "a declined question placed an order");
+    assert!(
+        w.s.sim.orders().is_empty(),
+        "a declined question placed an order"
+    );
     assert!(w.titles().iter().any(|t| t == "Trading Refused"));
 }
 
@@ -329,17 +381,35 @@ fn broker_and_records_disagreeing_blocks_trading() {
     w.at(MON, 10, 20);
     w.json(&["trade", "manage"]);
     // Someone sells 14D outside skim.
-    w.s.sim.set_position(skim_sim::scenario::Scenario::example_week().by_symbol("14D").unwrap().conid, 1000, 0.06).unwrap();
+    w.s.sim
+        .set_position(
+            skim_sim::scenario::Scenario::example_week()
+                .by_symbol("14D")
+                .unwrap()
+                .conid,
+            1000,
+            0.06,
+        )
+        .unwrap();
     let posts = w.order_posts();
     w.at(MON, 11, 0);
     let run = w.skim(&["trade", "manage", "--json"]);
     run.expect_code(4);
-    assert!(run.stderr.contains("14D: skim's records hold 83333 shares, the broker 1000"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("14D: skim's records hold 83333 shares, the broker 1000"),
+        "{run:?}"
+    );
     assert_eq!(run.json()["status"], "refused");
     assert_eq!(w.order_posts(), posts);
     assert!(w.titles().iter().any(|t| t == "Trading Refused"));
     // BHP's entry was not cancelled either: nothing was sent.
-    let bhp = w.s.sim.orders().into_iter().find(|o| o.conid == BHP && o.coid.is_some()).unwrap();
+    let bhp =
+        w.s.sim
+            .orders()
+            .into_iter()
+            .find(|o| o.conid == BHP && o.coid.is_some())
+            .unwrap();
     assert_eq!(bhp.status, OrderStatus::Submitted);
 }
 
@@ -348,7 +418,8 @@ fn halt_blocks_entries_until_resume_and_flatten_sells_everything() {
     let mut w = Week::start();
     w.at(MON, 10, 5);
     w.json(&["scan"]);
-    w.skim(&["trade", "halt", "--reason", "testing"]).expect_code(0);
+    w.skim(&["trade", "halt", "--reason", "testing"])
+        .expect_code(0);
     w.at(MON, 10, 12);
     let run = w.skim(&["trade", "enter", "--json"]);
     run.expect_code(4);
@@ -371,13 +442,21 @@ fn halt_blocks_entries_until_resume_and_flatten_sells_everything() {
     assert_eq!(w.held("14D"), 0);
     assert_eq!(w.held("LTR"), 0);
     assert!(
-        !w.s.sim.orders().iter().any(|o| matches!(o.status, OrderStatus::Submitted | OrderStatus::PreSubmitted)),
+        !w.s.sim
+            .orders()
+            .iter()
+            .any(|o| matches!(o.status, OrderStatus::Submitted | OrderStatus::PreSubmitted)),
         "orders left working after a flatten"
     );
     // Flatten again: nothing more is sold.
     w.at(MON, 10, 35);
     w.json(&["trade", "halt", "--flatten"]);
-    let sells = w.s.sim.executions().iter().filter(|e| e.side == Side::Sell).count();
+    let sells =
+        w.s.sim
+            .executions()
+            .iter()
+            .filter(|e| e.side == Side::Sell)
+            .count();
     assert_eq!(sells, 2);
 }
 
@@ -394,7 +473,11 @@ fn a_second_trading_process_is_refused_while_the_first_holds_the_lock() {
     file.lock().unwrap();
     let run = w.skim(&["trade", "manage"]);
     run.expect_code(4);
-    assert!(run.stderr.contains("another skim trading command is running"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("another skim trading command is running"),
+        "{run:?}"
+    );
     drop(file);
     w.skim(&["trade", "manage"]).expect_code(0);
 }
@@ -409,7 +492,13 @@ fn a_dry_run_sends_and_stores_nothing() {
     assert_eq!(doc["orders"].as_array().unwrap().len(), 6);
     assert!(w.s.sim.orders().is_empty());
     let doc = w.json(&["trade", "enter"]);
-    assert!(doc["orders"].as_array().unwrap().iter().all(|o| o["state"] == "working"));
+    assert!(
+        doc["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["state"] == "working")
+    );
 }
 
 #[test]
@@ -420,5 +509,10 @@ fn on_a_closed_day_trade_commands_skip() {
     assert_eq!(doc["status"], "skipped");
     let doc = w.json(&["trade", "enter"]);
     assert_eq!(doc["status"], "skipped");
-    assert!(w.s.sim.requests().iter().all(|r| !r.path.contains("/iserver/account")));
+    assert!(
+        w.s.sim
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/iserver/account"))
+    );
 }
