@@ -535,7 +535,16 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as u32);
         assert_eq!(
             table_names(&store),
-            ["candidates", "outbox", "runs", "scans", "settings"]
+            [
+                "candidates",
+                "fills",
+                "orders",
+                "outbox",
+                "positions",
+                "runs",
+                "scans",
+                "settings"
+            ]
         );
         let mode: String = store
             .connection()
