@@ -1122,4 +1122,83 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
         }
         assert!(default_threads() >= 1);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Odd numbers of [`MIN_BITS`] to 2048 bits (primality does not
+        /// matter to the encodings), half with the top bit of their first
+        /// byte set, and a generator below the prime minus one.
+        fn params() -> impl Strategy<Value = DhParams> {
+            (
+                proptest::collection::vec(any::<u8>(), 8..=256),
+                any::<bool>(),
+                2u32..=5,
+            )
+                .prop_filter_map("too small", |(mut bytes, high, generator)| {
+                    bytes[0] = if high {
+                        bytes[0] | 0x80
+                    } else {
+                        bytes[0] & 0x7f
+                    };
+                    let last = bytes.len() - 1;
+                    bytes[last] |= 1;
+                    let prime = BigUint::from_bytes_be(&bytes);
+                    DhParams::new(prime, BigUint::from(generator)).ok()
+                })
+        }
+
+        /// The contents of the DER INTEGER starting at `der[at]`, and the
+        /// offset after it.
+        fn integer_at(der: &[u8], at: usize) -> (&[u8], usize) {
+            assert_eq!(der[at], 0x02, "an INTEGER tag");
+            let first = usize::from(der[at + 1]);
+            let (len, start) = if first < 0x80 {
+                (first, at + 2)
+            } else {
+                let count = first & 0x7f;
+                let len = der[at + 2..at + 2 + count]
+                    .iter()
+                    .fold(0, |len, &b| (len << 8) | usize::from(b));
+                (len, at + 2 + count)
+            };
+            (&der[start..start + len], start + len)
+        }
+
+        proptest! {
+            #[test]
+            fn pem_round_trips(params in params()) {
+                prop_assert_eq!(DhParams::from_pem(&params.to_pem()).unwrap(), params);
+            }
+
+            #[test]
+            fn der_integers_carry_a_zero_byte_exactly_when_the_top_bit_is_set(
+                params in params(),
+            ) {
+                let pem = params.to_pem();
+                let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+                let der = STANDARD.decode(body).unwrap();
+                let header = if der[1] < 0x80 { 2 } else { 2 + usize::from(der[1] & 0x7f) };
+                let (prime, next) = integer_at(&der, header);
+                let (generator, _) = integer_at(&der, next);
+                for (bytes, value) in [(prime, params.prime()), (generator, params.generator())] {
+                    let minimal = value.to_bytes_be();
+                    let padded = minimal[0] >= 0x80;
+                    prop_assert_eq!(bytes.len(), minimal.len() + usize::from(padded));
+                    prop_assert_eq!(bytes[0] == 0, padded);
+                    prop_assert_eq!(BigUint::from_bytes_be(bytes), value.clone());
+                }
+            }
+
+            #[test]
+            fn oauth_hex_is_the_prime_without_leading_zeros(params in params()) {
+                let hex = params.oauth_prime_hex();
+                prop_assert!(!hex.starts_with('0'));
+                prop_assert!(hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+                let parsed = BigUint::parse_bytes(hex.as_bytes(), 16).unwrap();
+                prop_assert_eq!(&parsed, params.prime());
+            }
+        }
+    }
 }

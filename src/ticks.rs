@@ -325,4 +325,144 @@ mod tests {
             .to_string();
         assert!(err.contains("lowerEdge NaN"), "{err}");
     }
+
+    mod properties {
+        //! Rounding checked against a second, deliberately plain reading of
+        //! the bands: walk them in order and take the first (or last) grid
+        //! price each offers.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The smallest price in units at or above `units` that sits on the
+        /// grid of its own band.
+        fn first_valid_from(bands: &[(i64, i64)], units: i64) -> i64 {
+            for (i, &(edge, step)) in bands.iter().enumerate() {
+                let end = bands.get(i + 1).map_or(i64::MAX, |next| next.0);
+                if end <= units {
+                    continue;
+                }
+                let low = units.max(edge);
+                let candidate = (low + step - 1) / step * step;
+                if candidate < end {
+                    return candidate;
+                }
+            }
+            unreachable!("the last band is unbounded")
+        }
+
+        /// The largest price in units at or below `units` on its band's
+        /// grid, or 0 when there is none.
+        fn last_valid_to(bands: &[(i64, i64)], units: i64) -> i64 {
+            for (i, &(edge, step)) in bands.iter().enumerate().rev() {
+                if edge > units {
+                    continue;
+                }
+                let end = bands.get(i + 1).map_or(i64::MAX, |next| next.0);
+                let candidate = units.min(end - 1) / step * step;
+                if candidate >= edge && candidate > 0 {
+                    return candidate;
+                }
+            }
+            0
+        }
+
+        /// The ASX's table, or one of up to four bands with arbitrary edges
+        /// (often off their own grid) and steps.
+        fn tables() -> impl Strategy<Value = TickTable> {
+            let custom = (
+                1i64..=20_000,
+                proptest::collection::vec((1i64..=5_000_000, 1i64..=20_000), 0..4),
+            )
+                .prop_map(|(first_step, rest)| {
+                    let mut rules = vec![rule(0.0, units_to_price(first_step))];
+                    for (edge, step) in rest {
+                        if rules.iter().all(|r| r.lower_edge != units_to_price(edge)) {
+                            rules.push(rule(units_to_price(edge), units_to_price(step)));
+                        }
+                    }
+                    TickTable::from_rules(&rules).expect("generated rules are valid")
+                });
+            prop_oneof![Just(TickTable::asx()), custom]
+        }
+
+        /// Prices in units: mostly within the bands' edges, some far above.
+        fn prices() -> impl Strategy<Value = i64> {
+            prop_oneof![
+                4 => 1i64..=6_000_000,
+                1 => 1i64..=MAX_PRICE_UNITS - 1_000_000,
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn round_up_is_the_least_grid_price_at_or_above(
+                table in tables(),
+                units in prices(),
+            ) {
+                let price = units_to_price(units);
+                let up = price_to_units(table.round_up(price).unwrap()).unwrap();
+                prop_assert!(up >= units);
+                prop_assert!(table.is_valid(units_to_price(up)).unwrap());
+                prop_assert_eq!(up, first_valid_from(&table.bands, units));
+            }
+
+            #[test]
+            fn round_down_is_the_greatest_grid_price_at_or_below(
+                table in tables(),
+                units in prices(),
+            ) {
+                let price = units_to_price(units);
+                match last_valid_to(&table.bands, units) {
+                    0 => prop_assert!(table.round_down(price).is_err()),
+                    expected => {
+                        let down = price_to_units(table.round_down(price).unwrap()).unwrap();
+                        prop_assert!(down <= units);
+                        prop_assert!(table.is_valid(units_to_price(down)).unwrap());
+                        prop_assert_eq!(down, expected);
+                    }
+                }
+            }
+
+            #[test]
+            fn steps_move_strictly_to_the_neighbouring_grid_price(
+                table in tables(),
+                units in prices(),
+            ) {
+                let price = units_to_price(units);
+                let up = price_to_units(table.step_up(price).unwrap()).unwrap();
+                prop_assert!(up > units);
+                prop_assert_eq!(up, first_valid_from(&table.bands, units + 1));
+                match last_valid_to(&table.bands, units - 1) {
+                    0 => prop_assert!(table.step_down(price).is_err()),
+                    expected => {
+                        let down = price_to_units(table.step_down(price).unwrap()).unwrap();
+                        prop_assert!(down < units);
+                        prop_assert_eq!(down, expected);
+                    }
+                }
+            }
+
+            #[test]
+            fn grid_prices_stay_put_and_rounding_is_idempotent(
+                table in tables(),
+                units in prices(),
+            ) {
+                let up = table.round_up(units_to_price(units)).unwrap();
+                prop_assert_eq!(table.round_up(up).unwrap(), up);
+                prop_assert_eq!(table.round_down(up).unwrap(), up);
+                prop_assert!(table.step_down(table.step_up(up).unwrap()).unwrap() == up);
+            }
+
+            #[test]
+            fn noise_below_a_millionth_does_not_move_a_price(
+                units in prices(),
+                noise in -4e-8f64..4e-8,
+            ) {
+                let table = TickTable::asx();
+                let exact = table.round_up(units_to_price(units)).unwrap();
+                prop_assert_eq!(table.round_up(units_to_price(units) + noise).unwrap(), exact);
+            }
+        }
+    }
 }

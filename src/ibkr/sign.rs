@@ -423,4 +423,77 @@ mod tests {
         let other = BASE64.encode([7u8; 256]);
         assert!(decrypt_access_token_secret(&key, &other).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use num_bigint::BigUint;
+        use percent_encoding::percent_decode_str;
+        use proptest::prelude::*;
+
+        /// Characters RFC 3986 leaves unreserved; OAuth keeps them literal.
+        fn is_unreserved(c: char) -> bool {
+            c.is_ascii_alphanumeric() || "-._~".contains(c)
+        }
+
+        /// Positive integers from one byte to a 2048-bit prime's size,
+        /// weighted towards top bytes at or above 0x80, where the rule bites.
+        fn big_values() -> impl Strategy<Value = BigUint> {
+            proptest::collection::vec(any::<u8>(), 1..=257)
+                .prop_map(|bytes| BigUint::from_bytes_be(&bytes))
+                .prop_filter("K is never zero", |k| k.bits() > 0)
+        }
+
+        proptest! {
+            #[test]
+            fn percent_encoding_round_trips(text in any::<String>()) {
+                let encoded = percent_encode(&text);
+                let decoded = percent_decode_str(&encoded).decode_utf8().unwrap();
+                prop_assert_eq!(decoded.as_ref(), text.as_str());
+            }
+
+            #[test]
+            fn percent_encoding_leaves_only_unreserved_and_upper_hex_escapes(
+                text in any::<String>(),
+            ) {
+                let encoded = percent_encode(&text);
+                let bytes = encoded.as_bytes();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'%' {
+                        let escape = &encoded[i + 1..i + 3];
+                        prop_assert!(
+                            escape.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+                            "escape %{} in {}", escape, encoded
+                        );
+                        let byte = u8::from_str_radix(escape, 16).unwrap();
+                        prop_assert!(!is_unreserved(char::from(byte)), "%{} needless", escape);
+                        i += 3;
+                    } else {
+                        prop_assert!(is_unreserved(char::from(bytes[i])), "{}", encoded);
+                        i += 1;
+                    }
+                }
+            }
+
+            #[test]
+            fn percent_encoding_works_character_by_character(text in any::<String>()) {
+                let piecewise: String = text
+                    .chars()
+                    .map(|c| percent_encode(c.encode_utf8(&mut [0; 4])))
+                    .collect();
+                prop_assert_eq!(percent_encode(&text), piecewise);
+            }
+
+            #[test]
+            fn k_bytes_are_javas_minimal_twos_complement(k in big_values()) {
+                let bytes = k_bytes(&k);
+                // Positive in two's complement, and the same number.
+                prop_assert!(bytes[0] < 0x80);
+                prop_assert_eq!(BigUint::from_bytes_be(&bytes), k.clone());
+                // Minimal: a leading zero only where the next byte needs it.
+                prop_assert!(bytes.len() == 1 || bytes[0] != 0 || bytes[1] >= 0x80);
+                prop_assert_eq!(bytes.len() as u64, k.bits() / 8 + 1);
+            }
+        }
+    }
 }
