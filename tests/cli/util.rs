@@ -6,6 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
@@ -85,6 +86,50 @@ impl TestEnv {
     }
 }
 
+/// A keys folder from one `skim keys-gen`, for tests that need working keys
+/// but not their own (key generation is the slow part of a setup). It lives
+/// in the target's temporary folder and is made once; tests that change
+/// keys copy it with [`copy_keys`].
+pub fn shared_keys() -> PathBuf {
+    static KEYS: OnceLock<PathBuf> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skim-cli-keys");
+        if !dir.join("private_encryption.pem").exists() {
+            let env = TestEnv::new();
+            let made = env.keys_gen();
+            // Another test process may be doing the same; the rename is
+            // atomic, and a lost race leaves the winner's keys in place.
+            let staged = dir.with_extension(format!("{}", std::process::id()));
+            let _ = fs::remove_dir_all(&staged);
+            fs::rename(&made, &staged)
+                .or_else(|_| copy_dir(&made, &staged))
+                .expect("stage keys");
+            if fs::rename(&staged, &dir).is_err() {
+                let _ = fs::remove_dir_all(&staged);
+            }
+        }
+        dir
+    })
+    .clone()
+}
+
+/// Copies the shared keys into `dest`, keeping each file's mode.
+pub fn copy_keys(dest: &Path) {
+    copy_dir(&shared_keys(), dest).expect("copy keys");
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o700))?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        fs::copy(entry.path(), &target)?;
+        fs::set_permissions(&target, entry.metadata()?.permissions())?;
+    }
+    Ok(())
+}
+
 pub fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -135,24 +180,135 @@ impl SimEnv {
         self.env.skim(args)
     }
 
+    /// Every secret this environment gives skim or skim derives, as far as
+    /// the test can know them: see [`Secrets::for_sim_env`].
+    pub fn secrets(&self) -> Secrets {
+        Secrets::for_sim_env(self)
+    }
+
     /// Asserts no secret skim holds appears in `run`'s output: the access
-    /// token secret, its decrypted form, private key material.
+    /// token secret, its decrypted form, private key material, the live
+    /// session token (once cached) and the webhook token.
     pub fn assert_no_secrets(&self, run: &Run) {
-        let all = format!("{}{}", run.stdout, run.stderr);
-        assert!(
-            !all.contains(&self.access_token_secret),
-            "access token secret leaked: {run:?}"
-        );
-        assert!(
-            !all.contains(&self.setup_secret_hex),
-            "decrypted secret leaked: {run:?}"
-        );
-        assert!(!all.contains("PRIVATE KEY"), "key material leaked: {run:?}");
-        let cache = self.env.path("data/ibkr_session.json");
-        if let Ok(text) = std::fs::read_to_string(cache) {
-            let cached: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let token = cached["token"].as_str().unwrap();
-            assert!(!all.contains(token), "live session token leaked: {run:?}");
+        let leaks = self.secrets().find_in_run("run", run);
+        assert!(leaks.is_empty(), "{}\n{run:?}", leaks.join("\n"));
+    }
+}
+
+/// Secret values a test knows skim holds, to search outputs and files for.
+/// Each is kept with a name for the report, never printed itself.
+#[derive(Default)]
+pub struct Secrets {
+    needles: Vec<(String, String)>,
+}
+
+impl Secrets {
+    /// Adds `value` under `name`; values shorter than 8 characters would
+    /// match by chance and are refused.
+    pub fn add(&mut self, name: &str, value: &str) {
+        assert!(value.len() >= 8, "{name} is too short to search for");
+        if !self.needles.iter().any(|(_, v)| v == value) {
+            self.needles.push((name.to_owned(), value.to_owned()));
         }
+    }
+
+    /// Adds raw secret bytes in the forms skim could print them: hex and
+    /// base64.
+    pub fn add_bytes(&mut self, name: &str, bytes: &[u8]) {
+        use base64::Engine;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.add(&format!("{name} (hex)"), &hex);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.add(&format!("{name} (base64)"), b64.trim_end_matches('='));
+    }
+
+    /// Adds the body of every private key PEM in `dir`, line by line, so a
+    /// partial dump is caught too, and the PEM armour itself.
+    pub fn add_private_keys(&mut self, dir: &Path) {
+        for name in ["private_signature.pem", "private_encryption.pem"] {
+            let Ok(pem) = fs::read_to_string(dir.join(name)) else {
+                continue;
+            };
+            for (n, line) in pem.lines().filter(|l| !l.starts_with("-----")).enumerate() {
+                if line.len() >= 16 {
+                    self.add(&format!("{name} line {}", n + 1), line);
+                }
+            }
+        }
+        self.add("PEM armour of a private key", "PRIVATE KEY-----");
+    }
+
+    /// Adds the live session token cached in `state_dir`, if there is one:
+    /// the simulator offers no hook for it, and skim's 0600 cache holds the
+    /// token it actually used.
+    pub fn add_cached_token(&mut self, state_dir: &Path) {
+        use base64::Engine;
+        let Ok(text) = fs::read_to_string(state_dir.join("ibkr_session.json")) else {
+            return;
+        };
+        let cached: serde_json::Value = serde_json::from_str(&text).expect("cache is JSON");
+        let token = cached["token"].as_str().expect("cache holds a token");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .expect("cached token is base64");
+        self.add_bytes("live session token", &bytes);
+    }
+
+    /// The secrets of a [`SimEnv`]: the access token secret as configured
+    /// and decrypted, the private keys, the webhook token, and the live
+    /// session token once skim has cached one.
+    pub fn for_sim_env(s: &SimEnv) -> Secrets {
+        let mut secrets = Secrets::default();
+        secrets.add("access token secret", &s.access_token_secret);
+        let decrypted: Vec<u8> = (0..s.setup_secret_hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s.setup_secret_hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        secrets.add_bytes("decrypted access token secret", &decrypted);
+        secrets.add_private_keys(&s.env.path("oauth_keys"));
+        let url = s.sim.discord_webhook_url();
+        let token = url.rsplit('/').next().expect("webhook URL has a token");
+        secrets.add("webhook token", token);
+        secrets.add_cached_token(&s.env.path("data"));
+        secrets
+    }
+
+    /// Names each secret found in `text`, which came from `place`.
+    pub fn find(&self, place: &str, text: &str) -> Vec<String> {
+        self.needles
+            .iter()
+            .filter(|(_, value)| text.contains(value.as_str()))
+            .map(|(name, _)| format!("{name} found in {place}"))
+            .collect()
+    }
+
+    /// [`Secrets::find`] over a run's stdout and stderr.
+    pub fn find_in_run(&self, label: &str, run: &Run) -> Vec<String> {
+        let mut found = self.find(&format!("stdout of {label}"), &run.stdout);
+        found.extend(self.find(&format!("stderr of {label}"), &run.stderr));
+        found
+    }
+
+    /// [`Secrets::find`] over the bytes of every file under `dir` except
+    /// those in `spared` (e.g. the 0600 token cache, the keys themselves);
+    /// SQLite's `-wal` and `-shm` files included.
+    pub fn find_in_files(&self, dir: &Path, spared: &[PathBuf]) -> Vec<String> {
+        let mut found = Vec::new();
+        let Ok(entries) = fs::read_dir(dir) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if spared.contains(&path) {
+                continue;
+            }
+            if path.is_dir() {
+                found.extend(self.find_in_files(&path, spared));
+            } else if let Ok(bytes) = fs::read(&path) {
+                let text = String::from_utf8_lossy(&bytes);
+                found.extend(self.find(&path.display().to_string(), &text));
+            }
+        }
+        found
     }
 }
