@@ -284,6 +284,20 @@ fn print_manage(ctx: &Ctx, report: &ManageReport) -> Result<()> {
         text.push_str(&format!(": {reason}"));
     }
     text.push('\n');
+    if !report.fills.is_empty() {
+        let mut table = output::table(["ticker", "filled", "qty", "price", "realized P&L"]);
+        for f in &report.fills {
+            table.add_row(vec![
+                f.ticker.clone(),
+                f.event.to_owned(),
+                f.quantity.to_string(),
+                format!("${}", f.price),
+                f.realized_pnl
+                    .map_or_else(|| "-".into(), |p| format!("{p:.2}")),
+            ]);
+        }
+        text.push_str(&format!("{table}\n"));
+    }
     if report.actions.is_empty() && report.status == "ok" {
         text.push_str("nothing to do\n");
     } else if !report.actions.is_empty() {

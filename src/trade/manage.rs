@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 
 use super::journal::{self, Order, OrderState, Position, PositionState, Purpose};
-use super::notice::Event;
+use super::notice::{Event, Fill};
 use super::reconcile::{self, BrokerView};
 use super::rules;
 use super::{Broker, REVIEWED_QUESTIONS, Sent, coid};
@@ -36,6 +36,8 @@ pub struct ManageReport {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Fills recorded since the last look (entries, stops, exits).
+    pub fills: Vec<Fill>,
     pub actions: Vec<Action>,
     /// Disagreements between skim's records and the broker's.
     pub problems: Vec<String>,
@@ -60,6 +62,7 @@ impl ManageReport {
             date,
             status: status.to_owned(),
             reason,
+            fills: Vec::new(),
             actions: Vec::new(),
             problems: Vec::new(),
         }
@@ -156,6 +159,7 @@ fn reconciled(
 ) -> Result<bool> {
     let view = BrokerView::read(broker)?;
     let rec = reconcile::reconcile(store, &view, today, now, true)?;
+    report.fills = rec.events.iter().filter_map(Event::fill).collect();
     if rec.agrees() {
         return Ok(true);
     }

@@ -2,6 +2,7 @@
 //! by a command, turned into the guide-style Discord messages.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::discord::{self, Embed, Message};
 
@@ -51,7 +52,67 @@ pub enum Event {
     Error(String),
 }
 
+/// A fill the broker reported and skim recorded, for command output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fill {
+    pub ticker: String,
+    /// `entry filled`, `stop hit`, `half exit`, `trailing exit`, `flattened`.
+    pub event: &'static str,
+    pub quantity: u64,
+    pub price: f64,
+    /// Realized P&L of the shares this fill closed, where it closed any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realized_pnl: Option<f64>,
+}
+
 impl Event {
+    /// The fill behind this event, if it is one.
+    pub fn fill(&self) -> Option<Fill> {
+        let fill = |ticker: &String, event, quantity: &u64, price: &f64, pnl: Option<f64>| Fill {
+            ticker: ticker.clone(),
+            event,
+            quantity: *quantity,
+            price: *price,
+            // Cents, as the positions view reports money; the raw sum of
+            // float products carries noise like -182.64000000000016.
+            realized_pnl: pnl.map(|p| (p * 100.0).round() / 100.0),
+        };
+        match self {
+            Event::EntryFilled {
+                ticker,
+                quantity,
+                price,
+                ..
+            } => Some(fill(ticker, "entry filled", quantity, price, None)),
+            Event::StopHit {
+                ticker,
+                quantity,
+                price,
+                pnl,
+            } => Some(fill(ticker, "stop hit", quantity, price, Some(*pnl))),
+            Event::HalfExit {
+                ticker,
+                quantity,
+                price,
+                ..
+            } => Some(fill(ticker, "half exit", quantity, price, None)),
+            Event::TrailExit {
+                ticker,
+                quantity,
+                price,
+                pnl,
+                ..
+            } => Some(fill(ticker, "trailing exit", quantity, price, Some(*pnl))),
+            Event::Flattened {
+                ticker,
+                quantity,
+                price,
+                pnl,
+            } => Some(fill(ticker, "flattened", quantity, price, Some(*pnl))),
+            Event::EntriesPlaced(_) | Event::Refused(_) | Event::Error(_) => None,
+        }
+    }
+
     /// The Discord message for this event.
     pub fn message(&self, at: DateTime<Utc>) -> Message {
         match self {

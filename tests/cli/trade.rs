@@ -162,6 +162,12 @@ fn a_week_of_entries_stops_half_exits_and_the_trailing_exit() {
     w.at(MON, 10, 20);
     let managed = w.json(&["trade", "manage"]);
     assert_eq!(managed["status"], "ok", "{managed}");
+    let fills = managed["fills"].as_array().unwrap();
+    assert_eq!(fills.len(), 2, "{managed}");
+    let fill = fills.iter().find(|f| f["ticker"] == "14D").unwrap();
+    assert_eq!(fill["event"], "entry filled");
+    assert_eq!(fill["quantity"], 83333);
+    assert_eq!(fill["price"], 0.06);
     assert_eq!(w.held("14D"), 83333);
     assert_eq!(w.held("LTR"), 4566);
     let doc = w.json(&["positions"]);
@@ -192,7 +198,9 @@ fn a_week_of_entries_stops_half_exits_and_the_trailing_exit() {
 
     // Tuesday 11:35: LTR's stop filled at 1.055 in the 11:30 bar.
     w.at(TUE, 11, 35);
-    w.json(&["trade", "manage"]);
+    let managed = w.json(&["trade", "manage"]);
+    assert_eq!(managed["fills"][0]["event"], "stop hit", "{managed}");
+    assert_eq!(managed["fills"][0]["realized_pnl"], -182.64);
     assert_eq!(w.held("LTR"), 0);
     let doc = w.json(&["positions", "--all"]);
     let closed: Vec<&Value> = doc["closed"].as_array().unwrap().iter().collect();
