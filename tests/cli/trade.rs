@@ -524,3 +524,60 @@ fn on_a_closed_day_trade_commands_skip() {
             .all(|r| !r.path.contains("/iserver/account"))
     );
 }
+
+/// IBKR requests one command made: those logged after the first `from`.
+fn ibkr_requests_since(w: &Week, from: usize) -> usize {
+    w.s.sim.requests()[from..]
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/api/"))
+        .count()
+}
+
+/// The request bounds the README states for five candidates and five
+/// positions (the default maximum): `trade enter` makes 10 requests of its
+/// own (session check, accounts, portfolio, positions, live orders twice,
+/// executions, summary, snapshot), plus per candidate its rules, its
+/// 1-minute bars and one bracket POST; `trade manage` makes 7 (session,
+/// reconciliation) plus the daily bars of each position and one request per
+/// order it sends or modifies.
+#[test]
+fn five_candidates_and_five_positions_keep_to_the_request_bounds() {
+    let mut w = Week::start_with(|_| {});
+    w.s.sim.set_scenario(Scenario::busy_week());
+    w.at(MON, 10, 5);
+    w.json(&["auth-check"]);
+    w.json(&["scan"]);
+
+    w.at(MON, 10, 12);
+    let from = w.s.sim.requests().len();
+    let entered = w.json(&["trade", "enter"]);
+    assert_eq!(entered["orders"].as_array().unwrap().len(), 10, "{entered}");
+    assert!(ibkr_requests_since(&w, from) <= 10 + 3 * 5);
+
+    w.at(MON, 10, 13);
+    let from = w.s.sim.requests().len();
+    w.json(&["trade", "enter"]);
+    assert!(
+        ibkr_requests_since(&w, from) <= 10,
+        "a re-run asks per candidate"
+    );
+
+    w.at(MON, 10, 20);
+    let from = w.s.sim.requests().len();
+    let managed = w.json(&["trade", "manage"]);
+    assert_eq!(managed["fills"].as_array().unwrap().len(), 5, "{managed}");
+    assert!(ibkr_requests_since(&w, from) <= 7 + 5);
+
+    w.at(THU, 10, 15);
+    let from = w.s.sim.requests().len();
+    let managed = w.json(&["trade", "manage"]);
+    let halves = managed["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "half exit")
+        .count();
+    assert_eq!(halves, 5, "{managed}");
+    // Per position: its daily bars, the half-exit sell, the stop modified.
+    assert!(ibkr_requests_since(&w, from) <= 7 + 3 * 5);
+}

@@ -26,8 +26,9 @@ POST /sim/clock {\"now\": RFC3339}; GET /sim/state dumps what was received.
 options:
   --keys-dir DIR                 folder made by `skim keys-gen` (required)
   --port N                       port to listen on (default: any free port)
-  --scenario FILE|day|week       scenario file, or the built-in example day or
-                                 example week (default: day)
+  --scenario FILE|day|week|busy  scenario file, or the built-in example day,
+                                 example week, or the week with five entries
+                                 (default: day)
   --questions IDS                ask these comma-separated message ids about every order
   --cash AMOUNT                  the account's opening cash in A$ (default 100000)
   --now RFC3339                  market clock (default: 07:00 Sydney on the day)
@@ -101,6 +102,7 @@ fn run(args: Args) -> Result<()> {
     }
     let scenario = match &args.scenario {
         Some(path) if path.as_os_str() == "week" => Scenario::example_week(),
+        Some(path) if path.as_os_str() == "busy" => Scenario::busy_week(),
         Some(path) if path.as_os_str() == "day" => Scenario::example(),
         Some(path) => Scenario::from_path(path)?,
         None => Scenario::example(),

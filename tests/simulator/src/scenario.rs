@@ -828,6 +828,44 @@ impl Scenario {
         }
         week
     }
+
+    /// The example week with five candidates that all fill, for measuring
+    /// `trade enter` and `trade manage` at the default maximum of five
+    /// positions: 14D and four copies of it (14E to 14H, same bars, days
+    /// and announcement), while LTR and BHP lose their announcements.
+    pub fn busy_week() -> Scenario {
+        let mut week = Scenario::example_week();
+        week.announcements
+            .retain(|a| a.code != "LTR" && a.code != "BHP");
+        let template = week
+            .instruments
+            .iter()
+            .find(|i| i.symbol == "14D")
+            .expect("the example has 14D")
+            .clone();
+        let news = week
+            .announcements
+            .iter()
+            .find(|a| a.code == "14D")
+            .expect("14D has an announcement")
+            .clone();
+        let top_rank = week.instruments.iter().filter_map(|i| i.scanner_rank).max();
+        for (k, symbol) in ["14E", "14F", "14G", "14H"].into_iter().enumerate() {
+            let k = k as u64 + 1;
+            let mut copy = template.clone();
+            copy.symbol = symbol.to_owned();
+            copy.conid = template.conid + 1_000_000 * k;
+            copy.company_name = format!("{} COPY {k}", template.company_name);
+            copy.other_listings.clear();
+            copy.scanner_rank = top_rank.map(|r| r + k as u32);
+            week.instruments.push(copy);
+            let mut ann = news.clone();
+            ann.code = symbol.to_owned();
+            ann.ids_id = format!("{:08}", 9_000_000 + k);
+            week.announcements.push(ann);
+        }
+        week
+    }
 }
 
 /// The high and low of the first `minutes` bars.
@@ -1205,6 +1243,34 @@ mod tests {
             .unwrap();
         let _ = week;
         (bar.time, bar.o.max(stop), high, low)
+    }
+
+    #[test]
+    fn busy_week_has_five_copies_of_14d_with_news_and_no_other_news() {
+        let busy = Scenario::busy_week();
+        busy.validate().unwrap();
+        let with_news: HashSet<&str> = busy
+            .announcements
+            .iter()
+            .filter(|a| a.price_sensitive)
+            .map(|a| a.code.as_str())
+            .collect();
+        for code in ["14D", "14E", "14F", "14G", "14H"] {
+            assert!(with_news.contains(code), "{code} has no news");
+        }
+        // PLS keeps its news; its gap stays below a scan's threshold.
+        assert!(!with_news.contains("LTR") && !with_news.contains("BHP"));
+        let d14 = busy.instruments.iter().find(|i| i.symbol == "14D").unwrap();
+        for symbol in ["14E", "14F", "14G", "14H"] {
+            let copy = busy
+                .instruments
+                .iter()
+                .find(|i| i.symbol == symbol)
+                .unwrap();
+            assert_eq!(copy.bars, d14.bars);
+            assert_eq!(copy.later_days, d14.later_days);
+            assert_ne!(copy.conid, d14.conid);
+        }
     }
 
     #[test]
