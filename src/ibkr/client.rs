@@ -4,10 +4,10 @@
 //! One-shot commands follow reference section 4a: reuse or make the live
 //! session token, open the brokerage session, prime `/iserver/accounts`,
 //! then call. A 401 or 410 drops the token, makes a new one, re-opens the
-//! session and retries the request once. "no bridge" and "Please query
-//! /accounts first" are healed once. Idempotent GETs retry 5xx and network
-//! errors with jittered backoff; nothing else is retried blindly, so an
-//! order POST with an unclear outcome surfaces as an error for its caller
+//! session and retries the request once. "no bridge", "Please query
+//! /accounts first" and "Please query /portfolio/accounts first" are healed
+//! once. Idempotent GETs retry 5xx and network errors with jittered
+//! backoff; nothing else is retried blindly, so an order POST with an unclear outcome surfaces as an error for its caller
 //! to resolve by looking up the order's `cOID`.
 
 use std::cell::{Cell, RefCell};
@@ -397,6 +397,16 @@ impl Client {
                     log::info!("IBKR asks for /iserver/accounts first; priming");
                     self.opening.set(true);
                     let primed = self.prime_accounts();
+                    self.opening.set(false);
+                    primed?;
+                }
+                _ if heal && !self.opening.get() && needs_portfolio_accounts(&answer) => {
+                    // The portfolio endpoints have their own priming call; a
+                    // command that reads the summary without reconciling
+                    // first (a dry run) meets this.
+                    log::info!("IBKR asks for /portfolio/accounts first; priming");
+                    self.opening.set(true);
+                    let primed = self.call("GET", "/portfolio/accounts", &[], None);
                     self.opening.set(false);
                     primed?;
                 }
@@ -855,6 +865,13 @@ fn is_no_bridge(answer: &Answer) -> bool {
 
 fn needs_accounts(answer: &Answer) -> bool {
     answer.status >= 400 && answer.text.contains("Please query /accounts first")
+}
+
+fn needs_portfolio_accounts(answer: &Answer) -> bool {
+    answer.status >= 400
+        && answer
+            .text
+            .contains("Please query /portfolio/accounts first")
 }
 
 fn expiring(expires_at: DateTime<Utc>) -> bool {

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::params;
 use serde::Serialize;
 
-use super::journal::{self, NewPosition, Order, OrderState, Purpose};
+use super::journal::{self, NewPosition, Order, OrderState, PositionState, Purpose};
 use super::notice::Event;
 use super::reconcile::{self, BrokerView};
 use super::rules::{self, MIN_PARCEL};
@@ -179,7 +179,15 @@ pub fn enter(
     let active = journal::active_positions(store.connection())?;
     let mut open_count = active.len() as u32;
     let quotes = quotes(&broker, &candidates)?;
-    let mut funds = available_funds(&broker);
+    // IBKR's available funds do not set aside money for entries still
+    // waiting for their trigger; earlier runs' working entries are taken
+    // off here so that a later run cannot commit the same money twice.
+    let committed: f64 = active
+        .iter()
+        .filter(|p| p.state == PositionState::Entering)
+        .map(|p| p.planned_qty.saturating_sub(p.bought) as f64 * p.planned_entry)
+        .sum();
+    let mut funds = available_funds(&broker).map(|f| f - committed);
     let mut placed = Vec::new();
     let mut refusals = Vec::new();
 
@@ -294,15 +302,22 @@ pub fn enter(
             );
             continue;
         }
-        if let Some(left) = funds {
-            if value > left {
+        match &mut funds {
+            Ok(left) if value > *left => {
                 skip(
                     &mut report,
                     format!("A${value:.2} exceeds the available funds A${left:.2}"),
                 );
                 continue;
             }
-            funds = Some(left - value);
+            Ok(left) => *left -= value,
+            Err(why) => {
+                skip(
+                    &mut report,
+                    format!("the available funds are unknown: {why}"),
+                );
+                continue;
+            }
         }
 
         let (order_type, price, aux_price) = match prices.limit {
@@ -439,14 +454,17 @@ fn quotes(broker: &Broker, candidates: &[Candidate]) -> Result<Vec<Quote>> {
     .context("failed to read the candidates' quotes")
 }
 
-/// Available funds from the account summary; `None` (no limit applied, a
-/// warning logged) when IBKR does not say.
-fn available_funds(broker: &Broker) -> Option<f64> {
+/// Available funds from the account summary, or why they are unknown.
+/// Unknown funds place no entry: skim promises never to commit more than
+/// the account has, and cannot keep that promise blind.
+fn available_funds(broker: &Broker) -> Result<f64, String> {
     match portfolio::account_summary(&broker.client, &broker.account) {
-        Ok(summary) => summary.available_funds,
+        Ok(summary) => summary
+            .available_funds
+            .ok_or_else(|| "the account summary has no available funds".to_owned()),
         Err(err) => {
-            log::warn!("could not read the account summary ({err:#}); funds not checked");
-            None
+            log::warn!("could not read the account summary: {err:#}");
+            Err(format!("the account summary could not be read ({err:#})"))
         }
     }
 }

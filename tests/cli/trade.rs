@@ -497,7 +497,7 @@ fn a_dry_run_sends_and_stores_nothing() {
     w.json(&["scan"]);
     w.at(MON, 10, 12);
     let doc = w.json(&["trade", "enter", "--dry-run"]);
-    assert_eq!(doc["orders"].as_array().unwrap().len(), 6);
+    assert_eq!(doc["orders"].as_array().unwrap().len(), 6, "{doc}");
     assert!(w.s.sim.orders().is_empty());
     let doc = w.json(&["trade", "enter"]);
     assert!(
@@ -580,4 +580,66 @@ fn five_candidates_and_five_positions_keep_to_the_request_bounds() {
     assert_eq!(halves, 5, "{managed}");
     // Per position: its daily bars, the half-exit sell, the stop modified.
     assert!(ibkr_requests_since(&w, from) <= 7 + 3 * 5);
+}
+
+/// Entries whose total would pass the account's available funds are
+/// skipped with the reason; the first ones that fit still go in.
+#[test]
+fn entries_beyond_the_available_funds_are_skipped() {
+    // Available funds are net liquidation less a quarter of the gross
+    // position value: A$8000 of cash covers one A$5000 entry, not two.
+    let mut w = Week::start_with(|c| c.opening_cash = 8000.0);
+    w.at(MON, 10, 5);
+    w.json(&["scan"]);
+    w.at(MON, 10, 12);
+    let doc = w.json(&["trade", "enter"]);
+    let placed: Vec<&str> = doc["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["side"] == "BUY")
+        .map(|o| o["ticker"].as_str().unwrap())
+        .collect();
+    assert_eq!(placed, ["14D"], "{doc}");
+    let skipped = doc["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{doc}");
+    for s in skipped {
+        let reason = s["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("exceeds the available funds A$8000.00")
+                || reason.contains("exceeds the available funds A$3000."),
+            "{reason}"
+        );
+    }
+    assert_eq!(w.s.sim.orders().len(), 2, "one bracket at the broker");
+    let shown = w.json(&["positions"]);
+    assert_eq!(shown["account"]["available_funds"], 8000.0, "{shown}");
+}
+
+/// A later run counts the entries still waiting for their trigger against
+/// the funds: IBKR's figure does not set money aside for them.
+#[test]
+fn working_entries_of_an_earlier_run_count_against_the_funds() {
+    let mut w = Week::start_with(|c| c.opening_cash = 8000.0);
+    w.at(MON, 10, 5);
+    w.json(&["scan"]);
+    w.at(MON, 10, 12);
+    let first = w.json(&["trade", "enter", "--max-positions", "1"]);
+    assert_eq!(first["orders"].as_array().unwrap().len(), 2, "{first}");
+    w.at(MON, 10, 13);
+    let second = w.json(&["trade", "enter"]);
+    let ltr = second["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ticker"] == "LTR")
+        .unwrap_or_else(|| panic!("LTR was not skipped: {second}"));
+    assert!(
+        ltr["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the available funds A$3000.0"),
+        "{second}"
+    );
+    assert_eq!(w.s.sim.orders().len(), 2, "still one bracket at the broker");
 }
