@@ -7,8 +7,9 @@
 //! session and retries the request once. "no bridge", "Please query
 //! /accounts first" and "Please query /portfolio/accounts first" are healed
 //! once. Idempotent GETs retry 5xx and network errors with jittered
-//! backoff; nothing else is retried blindly, so an order POST with an unclear outcome surfaces as an error for its caller
-//! to resolve by looking up the order's `cOID`.
+//! backoff; nothing else is retried blindly, so an order POST with an
+//! unclear outcome surfaces as an error for its caller to resolve by
+//! looking up the order's `cOID`.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
