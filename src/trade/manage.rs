@@ -219,7 +219,15 @@ fn plan(
     if held == 0 || exits_pending || entry_working {
         return Ok(plans);
     }
+    // A trailing exit IBKR turned down today is not sent again today; the
+    // stop logic below puts a stop back on the shares instead.
+    let exit_turned_down = orders.iter().any(|o| {
+        o.purpose == Purpose::Exit
+            && o.coid == coid(today, &position.ticker, "exit")
+            && matches!(o.state, OrderState::Rejected | OrderState::Refused)
+    });
     if trading
+        && !exit_turned_down
         && let Some(check) = rules::sma_check(daily, today, false)
         && check.close_date >= position.entry_date
         && check.says_exit()
@@ -411,6 +419,25 @@ fn execute(
             );
             action.coid = Some(order.coid.clone());
             action.outcome = send_one(store, broker, order, now)?;
+            if action.outcome.starts_with("rejected") || action.outcome.starts_with("refused") {
+                // The shares are still held and their stop is gone: put one
+                // back at once rather than leave them bare until tomorrow.
+                let n = journal::orders_of(store.connection(), position.id)?
+                    .iter()
+                    .filter(|o| o.purpose == Purpose::Stop)
+                    .count();
+                let stop = new_order(
+                    position,
+                    &coid(today, ticker, &format!("stop{}", n + 1)),
+                    Purpose::Stop,
+                    OrderType::Stop,
+                    Tif::Gtc,
+                    position.quantity,
+                    Some(position.stop_price),
+                );
+                let placed = send_one(store, broker, stop, now)?;
+                action.outcome = format!("{}; stop put back: {placed}", action.outcome);
+            }
         }
     }
     Ok(action)

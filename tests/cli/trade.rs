@@ -643,3 +643,53 @@ fn working_entries_of_an_earlier_run_count_against_the_funds() {
     );
     assert_eq!(w.s.sim.orders().len(), 2, "still one bracket at the broker");
 }
+
+/// A trailing exit IBKR does not take leaves the shares held: their stop,
+/// cancelled to make way for the exit, is put back at once, and the exit is
+/// not sent again that day.
+#[test]
+fn a_turned_down_trailing_exit_puts_the_stop_back() {
+    let mut w = Week::start();
+    w.entered();
+    w.at(MON, 10, 20);
+    w.json(&["trade", "manage"]);
+    w.at(THU, 10, 15);
+    w.json(&["trade", "manage"]);
+    w.at(THU, 10, 20);
+    w.json(&["trade", "manage"]);
+    assert_eq!(w.held("14D"), 41667);
+
+    // Only market orders are asked this question, and it is not reviewed.
+    w.s.sim.set_market_order_questions(&["o999"]);
+    w.at(NEXT_THU, 10, 15);
+    let managed = w.json(&["trade", "manage"]);
+    let exit = managed["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["ticker"] == "14D" && a["action"] == "trailing exit")
+        .unwrap_or_else(|| panic!("no trailing exit: {managed}"));
+    let outcome = exit["outcome"].as_str().unwrap();
+    assert!(outcome.starts_with("refused"), "{outcome}");
+    assert!(outcome.ends_with("stop put back: done"), "{outcome}");
+    assert_eq!(w.held("14D"), 41667);
+    let working_stops = |w: &Week| {
+        w.s.sim
+            .orders()
+            .into_iter()
+            .filter(|o| {
+                o.symbol == "14D" && o.side == Side::Sell && o.status == OrderStatus::Submitted
+            })
+            .collect::<Vec<_>>()
+    };
+    let stops = working_stops(&w);
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].quantity, 41667);
+    assert_eq!(stops[0].price, Some(0.06));
+
+    let posts = w.order_posts();
+    w.at(NEXT_THU, 10, 20);
+    let again = w.json(&["trade", "manage"]);
+    assert_eq!(w.order_posts(), posts, "sent again: {again}");
+    assert_eq!(working_stops(&w).len(), 1);
+}

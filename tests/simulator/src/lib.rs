@@ -158,6 +158,9 @@ pub struct Config {
     /// is placed (e.g. `o163`, `o10152`); ids the session suppressed are
     /// skipped. Empty: orders are placed at once.
     pub order_questions: Vec<String>,
+    /// Message ids asked, after those, only about requests that place a
+    /// market order (IBKR's `o10151` market-order warning is one).
+    pub market_order_questions: Vec<String>,
     /// The pacing of `GET /iserver/account/orders`, `GET
     /// /iserver/account/trades` and `GET /portfolio/accounts`: one call per
     /// this interval (IBKR: 5 s). Tests may shorten it.
@@ -210,6 +213,7 @@ impl Config {
             log_requests: false,
             opening_cash: 100_000.0,
             order_questions: Vec::new(),
+            market_order_questions: Vec::new(),
             slow_endpoint_interval: Duration::from_secs(5),
         }
     }
@@ -554,6 +558,13 @@ impl Simulator {
     /// (see [`Config::order_questions`]).
     pub fn set_order_questions(&self, ids: &[&str]) {
         lock(&self.shared).config.order_questions = ids.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Sets the questions asked only about market orders (see
+    /// [`Config::market_order_questions`]).
+    pub fn set_market_order_questions(&self, ids: &[&str]) {
+        lock(&self.shared).config.market_order_questions =
+            ids.iter().map(|s| s.to_string()).collect();
     }
 
     /// The announcements page URL, for `ASX_ANNOUNCEMENTS_URL`.

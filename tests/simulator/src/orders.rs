@@ -367,10 +367,20 @@ fn place(state: &mut State, req: &Incoming, acct: &str) -> Reply {
 /// Asks the first configured, unsuppressed question about `action`, or
 /// carries it out when there is none.
 fn ask_or_do(state: &mut State, action: PendingAction) -> Reply {
+    let market = match &action {
+        PendingAction::Place(orders) => orders.iter().any(|o| o.order_type == OrderType::Market),
+        PendingAction::Modify(order) => order.order_type == OrderType::Market,
+    };
+    let market_questions = state
+        .config
+        .market_order_questions
+        .iter()
+        .filter(|_| market);
     let questions: Vec<String> = state
         .config
         .order_questions
         .iter()
+        .chain(market_questions)
         .filter(|id| !state.session.suppressed.contains(*id))
         .cloned()
         .collect();
