@@ -21,6 +21,7 @@ use crate::ibkr::market;
 use crate::ibkr::orders::{OrderType, Side, Tif};
 use crate::ibkr::portfolio;
 use crate::outbox;
+use crate::progress::Steps;
 use crate::store::Store;
 use crate::ticks::TickTable;
 
@@ -191,8 +192,12 @@ pub fn enter(
     let mut placed = Vec::new();
     let mut refusals = Vec::new();
 
+    // One history request per candidate, each paced: on a terminal, say
+    // which one skim is waiting for.
+    let mut steps = Steps::new("trade enter: candidate", candidates.len());
     for candidate in &candidates {
         let ticker = &candidate.ticker;
+        steps.start(ticker);
         let skip = |report: &mut EnterReport, reason: String| {
             report.skipped.push(Skip {
                 ticker: ticker.clone(),

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::ibkr::history;
 use crate::ibkr::orders::{self, OrderType, Placement, Side, Tif};
 use crate::outbox;
+use crate::progress::Steps;
 use crate::store::Store;
 use crate::ticks::TickTable;
 
@@ -120,7 +121,10 @@ pub fn manage(
         return Ok(report);
     }
     let trading = continuous_session(now);
-    for position in journal::active_positions(store.connection())? {
+    let active = journal::active_positions(store.connection())?;
+    let mut steps = Steps::new("trade manage: position", active.len());
+    for position in active {
+        steps.start(&position.ticker);
         let orders = journal::orders_of(store.connection(), position.id)?;
         let daily =
             if trading && matches!(position.state, PositionState::Open | PositionState::Half) {
