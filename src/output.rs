@@ -43,8 +43,45 @@ where
 /// chain: not an error worth reporting.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
+        // serde_json wraps the writer's error in its own type.
+        let kind = cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .map(std::io::Error::kind)
+            .or_else(|| cause.downcast_ref::<serde_json::Error>()?.io_error_kind());
+        kind == Some(std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+    use std::io::{self, Write};
+
+    /// A writer whose reader has gone away.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_serde_json_and_context() {
+        let err = serde_json::to_writer(Closed, &vec![1, 2, 3])
+            .context("failed to write JSON to stdout")
+            .unwrap_err();
+        assert!(is_broken_pipe(&err), "{err:#}");
+        let err = Closed
+            .write_all(b"text")
+            .context("failed to write")
+            .unwrap_err();
+        assert!(is_broken_pipe(&err));
+        let other = anyhow::Error::new(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(!is_broken_pipe(&other));
+    }
 }

@@ -147,7 +147,7 @@ fn print_human(report: &PositionsReport) -> Result<()> {
                 c.entry_date.to_string(),
                 opt_price(c.entry_price),
                 c.quantity.to_string(),
-                c.closed_at.clone().unwrap_or_else(|| "-".into()),
+                c.closed_at.as_deref().map_or_else(|| "-".into(), sydney_time),
                 c.exit_reason.clone().unwrap_or_else(|| c.state.clone()),
                 format!("{:.2}", c.realized_pnl),
             ]);
@@ -188,4 +188,17 @@ fn print_human(report: &PositionsReport) -> Result<()> {
         ));
     }
     output::print_text(&text)
+}
+
+/// An RFC 3339 instant from the database as Sydney wall time for a table,
+/// `2026-03-12 16:20`; anything unparseable is shown as stored.
+fn sydney_time(stored: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(stored).map_or_else(
+        |_| stored.to_owned(),
+        |t| {
+            t.with_timezone(&skim_asx::calendar::EXCHANGE_TZ)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        },
+    )
 }
