@@ -7,5 +7,6 @@ mod keys_gen;
 mod notify;
 mod ops;
 mod scan;
+mod secrets;
 mod trade;
 mod util;

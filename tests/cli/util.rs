@@ -53,6 +53,11 @@ impl TestEnv {
         self.vars.insert(key.to_owned(), value.to_owned());
     }
 
+    /// Removes a variable set with [`TestEnv::set`].
+    pub fn unset(&mut self, key: &str) {
+        self.vars.remove(key);
+    }
+
     /// Writes `.env` in the working folder, mode 0600, from `lines`.
     pub fn write_env_file(&self, lines: &[String]) {
         let path = self.path(".env");
