@@ -20,6 +20,25 @@ use crate::error;
 use crate::fsutil;
 use crate::secret::Secret;
 
+/// Every setting skim reads from the environment or `.env`, by name.
+pub const SETTINGS: &[&str] = &[
+    "OAUTH_CONSUMER_KEY",
+    "OAUTH_ACCESS_TOKEN",
+    "OAUTH_ACCESS_TOKEN_SECRET",
+    "OAUTH_DH_PRIME",
+    "OAUTH_REALM",
+    "OAUTH_KEYS_DIR",
+    "IBKR_BASE_URL",
+    "ASX_ANNOUNCEMENTS_URL",
+    "DISCORD_WEBHOOK_URL",
+    "SKIM_DB",
+    "SKIM_NOW",
+    "SKIM_ALLOW_LIVE",
+    "IBKR_SIGN_QUERY",
+    "SKIM_HTTP_TIMEOUT",
+    "SKIM_KEY_ROTATION_DAYS",
+];
+
 /// Raw settings by name, from the process environment and a `.env` file.
 #[derive(Debug, Default)]
 pub struct Env {
@@ -62,8 +81,20 @@ impl Env {
         }
         // Real environment variables win over the file.
         for (key, value) in std::env::vars_os() {
-            if let (Some(key), Some(value)) = (key.to_str(), value.to_str()) {
-                vars.insert(key.to_owned(), value.to_owned());
+            let Some(key) = key.to_str() else { continue };
+            match value.to_str() {
+                Some(value) => {
+                    vars.insert(key.to_owned(), value.to_owned());
+                }
+                // Skipping it would silently fall back to the file or the
+                // default; the value may be a credential, so it is not shown.
+                None if SETTINGS.contains(&key) => {
+                    return Err(error::usage(format!(
+                        "{key} is not valid UTF-8; expected plain text"
+                    ))
+                    .into());
+                }
+                None => {}
             }
         }
         Ok(Env { vars, file })
@@ -471,6 +502,31 @@ mod tests {
                 "SKIM_KEY_ROTATION_DAYS",
             );
         }
+    }
+
+    /// `SETTINGS` is what the non-UTF-8 check and the bad-input tests go
+    /// by, so it must name every variable `from_env` reads.
+    #[test]
+    fn settings_lists_every_variable_read() {
+        let source = include_str!("config.rs");
+        let body = source
+            .split("pub fn from_env")
+            .nth(1)
+            .and_then(|rest| rest.split("pub fn oauth").next())
+            .unwrap();
+        let mut read: Vec<&str> = body
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|word| {
+                word.len() > 3 && word.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let mut listed = SETTINGS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(read, listed);
     }
 
     #[test]

@@ -362,6 +362,18 @@ pub fn load_private_key(path: &Path) -> anyhow::Result<RsaPrivateKey> {
                 .hint("run `skim keys-gen` to make the key files, or point OAUTH_KEYS_DIR at them")
                 .into());
         }
+        // OAUTH_KEYS_DIR names a file: a configuration slip, not an I/O
+        // failure.
+        Err(err) if err.kind() == ErrorKind::NotADirectory => {
+            let dir = path.parent().unwrap_or(path);
+            return Err(error::usage(format!(
+                "{what} {} cannot exist: {} is not a folder",
+                path.display(),
+                dir.display()
+            ))
+            .hint("point OAUTH_KEYS_DIR at the folder that holds the key files")
+            .into());
+        }
         Err(err) => {
             return Err(err).with_context(|| format!("failed to open {what} {}", path.display()));
         }
@@ -793,6 +805,17 @@ mod tests {
         assert_usage(&err);
         assert!(err.to_string().contains(PRIVATE_ENCRYPTION), "{err:#}");
         assert!(error::hint(&err).unwrap().contains("skim keys-gen"));
+    }
+
+    #[test]
+    fn a_keys_dir_that_is_a_file_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not_a_folder");
+        std::fs::write(&file, "").unwrap();
+        let err = load_private_key(&file.join(PRIVATE_SIGNATURE)).unwrap_err();
+        assert_usage(&err);
+        assert!(err.to_string().contains("is not a folder"), "{err:#}");
+        assert!(error::hint(&err).unwrap().contains("OAUTH_KEYS_DIR"));
     }
 
     #[test]

@@ -147,7 +147,9 @@ fn print_human(report: &PositionsReport) -> Result<()> {
                 c.entry_date.to_string(),
                 opt_price(c.entry_price),
                 c.quantity.to_string(),
-                c.closed_at.as_deref().map_or_else(|| "-".into(), sydney_time),
+                c.closed_at
+                    .as_deref()
+                    .map_or_else(|| "-".into(), sydney_time),
                 c.exit_reason.clone().unwrap_or_else(|| c.state.clone()),
                 format!("{:.2}", c.realized_pnl),
             ]);

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use skim_asx::scan::{self, ScanOptions, ScanReport, Status};
 use skim_asx::store::Store;
-use skim_asx::{Ctx, outbox, output};
+use skim_asx::{Ctx, error, outbox, output};
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -31,6 +31,16 @@ pub struct ScanArgs {
 }
 
 pub fn run(ctx: &Ctx, args: ScanArgs) -> Result<()> {
+    // NaN would compare false against every gap and price and let every
+    // stock through.
+    for (name, value) in [("--min-gap", args.min_gap), ("--min-price", args.min_price)] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(error::usage(format!(
+                "{name} is {value}; expected a number of zero or more"
+            ))
+            .into());
+        }
+    }
     let opts = ScanOptions {
         min_gap_pct: args.min_gap,
         min_price: args.min_price,

@@ -297,7 +297,7 @@ fn read_answer(answer: &Value) -> Result<Step> {
             .map(|item| {
                 let order_id = item
                     .get("order_id")
-                    .map(id_text)
+                    .and_then(id_text)
                     .context("an acknowledgement lacks its order_id")?;
                 let status = item
                     .get("order_status")
@@ -309,7 +309,7 @@ fn read_answer(answer: &Value) -> Result<Step> {
             .collect::<Result<Vec<_>>>()?;
         return Ok(Step::Done(Placement::Placed(acks)));
     }
-    if let Some(reply_id) = first.get("id").map(id_text) {
+    if let Some(reply_id) = first.get("id").and_then(id_text) {
         let message_ids = strings(first.get("messageIds"));
         let text = strings(first.get("message")).join(" ");
         return Ok(Step::Question {
@@ -409,7 +409,7 @@ pub fn parse_live_orders(answer: &Value) -> Result<Vec<LiveOrder>> {
         .map(|row| {
             let order_id = row
                 .get("orderId")
-                .map(id_text)
+                .and_then(id_text)
                 .context("a live order lacks orderId")?;
             let conid = parse_conid(row.get("conid").unwrap_or(&Value::Null))
                 .with_context(|| format!("live order {order_id}: bad conid"))?;
@@ -437,7 +437,7 @@ pub fn parse_live_orders(answer: &Value) -> Result<Vec<LiveOrder>> {
                 total: number("totalSize")?.unwrap_or(0.0),
                 avg_price: number("avgPrice")?,
                 order_ref: text("order_ref"),
-                parent: row.get("parentId").filter(|v| !v.is_null()).map(id_text),
+                parent: row.get("parentId").and_then(id_text),
                 price: number("price")?,
                 aux_price: number("auxPrice")?,
                 order_id,
@@ -475,7 +475,7 @@ pub fn parse_executions(answer: &Value) -> Result<Vec<Execution>> {
         .map(|row| {
             let execution_id = row
                 .get("execution_id")
-                .map(id_text)
+                .and_then(id_text)
                 .context("an execution lacks execution_id")?;
             let field = |key: &str| row.get(key).unwrap_or(&Value::Null);
             let side = field("side")
@@ -559,10 +559,14 @@ pub fn parse_positions(answer: &Value) -> Result<Vec<BrokerPosition>> {
     Ok(out)
 }
 
-fn id_text(value: &Value) -> String {
+/// An id as IBKR sends it, a string or a whole number. Anything else
+/// (null, "", an object) is no id: read as text it would become "null" or
+/// "" and match nothing, or the wrong thing, in reconciliation.
+fn id_text(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -687,6 +691,26 @@ mod tests {
         assert_eq!(execs[0].side, Side::Buy);
         assert_eq!(execs[0].price, 45.25);
         assert!(parse_executions(&json!({"error": "x"})).is_err());
+    }
+
+    /// Found reading the fuzz target's invariants: a null or empty id was
+    /// read as the text "null" or "" and reconciled like a real one.
+    #[test]
+    fn ids_that_are_null_empty_or_not_scalar_are_no_ids() {
+        for bad in [json!(null), json!(""), json!("  "), json!({}), json!(1.5)] {
+            let live = json!({"orders": [{"orderId": bad, "conid": 4036812}]});
+            assert!(parse_live_orders(&live).is_err(), "orderId {bad} accepted");
+            let execs = json!([{"execution_id": bad, "conid": 4036812, "side": "B",
+                "size": 1, "price": 1}]);
+            assert!(
+                parse_executions(&execs).is_err(),
+                "execution_id {bad} accepted"
+            );
+            let ack = json!([{"order_id": bad, "order_status": "Submitted"}]);
+            assert!(read_answer(&ack).is_err(), "order_id {bad} accepted");
+        }
+        let live = json!({"orders": [{"orderId": 7, "conid": 1, "parentId": null}]});
+        assert_eq!(parse_live_orders(&live).unwrap()[0].parent, None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::journal::{self, NewPosition, Order, OrderState, PositionState, Purpose};
 use super::notice::Event;
 use super::reconcile::{self, BrokerView};
-use super::rules::{self, MIN_PARCEL};
+use super::rules::{self, MIN_PARCEL, Sizing};
 use super::{Broker, Sent, coid, halt_state};
 use crate::calendar::EXCHANGE_TZ;
 use crate::config::Config;
@@ -284,29 +284,30 @@ pub fn enter(
             );
             continue;
         }
-        let risk = rules::risk_pct(&prices);
-        // A hair of tolerance: 10% computed in binary is 10.000000000000002.
-        if risk > opts.max_risk_pct + 1e-9 {
-            skip(
-                &mut report,
-                format!(
-                    "risk {risk:.1}% from entry {} to stop {} is above {}%",
-                    prices.entry, prices.stop, opts.max_risk_pct
-                ),
-            );
-            continue;
-        }
-        let quantity = rules::shares_for(opts.position_value, prices.entry);
-        let value = quantity as f64 * prices.entry;
-        if value < MIN_PARCEL {
-            skip(
-                &mut report,
-                format!(
-                    "position value A${value:.2} is under the A${MIN_PARCEL:.0} minimum parcel"
-                ),
-            );
-            continue;
-        }
+        let (quantity, value) =
+            match rules::size_position(&prices, opts.position_value, opts.max_risk_pct) {
+                Sizing::Buy { quantity, value } => (quantity, value),
+                Sizing::TooRisky { risk_pct: risk } => {
+                    skip(
+                        &mut report,
+                        format!(
+                            "risk {risk:.1}% from entry {} to stop {} is above {}%",
+                            prices.entry, prices.stop, opts.max_risk_pct
+                        ),
+                    );
+                    continue;
+                }
+                Sizing::UnderMinimum { value } => {
+                    skip(
+                        &mut report,
+                        format!(
+                            "position value A${value:.2} is under the A${MIN_PARCEL:.0} \
+                             minimum parcel"
+                        ),
+                    );
+                    continue;
+                }
+            };
         match &mut funds {
             Ok(left) if value > *left => {
                 skip(

@@ -102,6 +102,35 @@ pub fn risk_pct(prices: &EntryPrices) -> f64 {
     (prices.entry - prices.stop) / prices.entry * 100.0
 }
 
+/// What [`size_position`] decides for one candidate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sizing {
+    /// Buy this many shares, worth `value` at the entry price.
+    Buy { quantity: u64, value: f64 },
+    /// The stop is further below the entry than the risk cap allows.
+    TooRisky { risk_pct: f64 },
+    /// Whole shares within the position value come to less than
+    /// [`MIN_PARCEL`], which the ASX would refuse as a first purchase.
+    UnderMinimum { value: f64 },
+}
+
+/// Sizes a position: whole shares worth at most `position_value` at the
+/// entry, refused when the risk to the stop is above `max_risk_pct` or the
+/// parcel would be under [`MIN_PARCEL`].
+pub fn size_position(prices: &EntryPrices, position_value: f64, max_risk_pct: f64) -> Sizing {
+    let risk = risk_pct(prices);
+    // A hair of tolerance: 10% computed in binary is 10.000000000000002.
+    if risk.is_nan() || risk > max_risk_pct + 1e-9 {
+        return Sizing::TooRisky { risk_pct: risk };
+    }
+    let quantity = shares_for(position_value, prices.entry);
+    let value = quantity as f64 * prices.entry;
+    if value < MIN_PARCEL {
+        return Sizing::UnderMinimum { value };
+    }
+    Sizing::Buy { quantity, value }
+}
+
 /// Trading days from the entry day to `today`: the entry day is day 0, so
 /// "the third trading day after entry" is 3.
 pub fn days_held(entry: NaiveDate, today: NaiveDate) -> i64 {
@@ -223,6 +252,107 @@ mod tests {
         assert_eq!(shares_for(5000.0, 6000.0), 0);
         assert_eq!(shares_for(5000.0, 0.0), 0);
         assert_eq!(shares_for(5000.0, f64::NAN), 0);
+    }
+
+    #[test]
+    fn sizing_refuses_risk_and_small_parcels() {
+        let prices = |entry: f64, stop: f64| EntryPrices {
+            entry,
+            stop,
+            limit: None,
+        };
+        assert_eq!(
+            size_position(&prices(2.0, 1.8), 5000.0, 10.0),
+            Sizing::Buy {
+                quantity: 2500,
+                value: 5000.0
+            }
+        );
+        assert!(matches!(
+            size_position(&prices(2.0, 1.78), 5000.0, 10.0),
+            Sizing::TooRisky { .. }
+        ));
+        // 1 share at A$600 fits A$1000; 1 share at A$450 is under A$500.
+        assert!(matches!(
+            size_position(&prices(600.0, 590.0), 1000.0, 10.0),
+            Sizing::Buy { quantity: 1, .. }
+        ));
+        assert_eq!(
+            size_position(&prices(450.0, 440.0), 800.0, 10.0),
+            Sizing::UnderMinimum { value: 450.0 }
+        );
+    }
+
+    /// Properties of [`size_position`] over prices on the ASX grid and the
+    /// range of settings `skim trade enter` accepts.
+    mod sizing_props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// An entry price on the ASX steps: cents from 0.1 cent to A$500.
+        fn entry_prices() -> impl Strategy<Value = EntryPrices> {
+            (1u32..=500_000, 0.0f64..1.0).prop_map(|(tenth_cents, drop)| {
+                let ticks = TickTable::asx();
+                let entry = ticks.round_up(f64::from(tenth_cents) / 1000.0).unwrap();
+                let stop = ticks.round_down((entry * (1.0 - drop)).max(0.001)).unwrap();
+                EntryPrices {
+                    entry,
+                    stop,
+                    limit: None,
+                }
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn a_buy_is_whole_shares_within_the_value_and_above_the_minimum(
+                prices in entry_prices(),
+                position_value in 1.0f64..200_000.0,
+                max_risk in 0.5f64..50.0,
+            ) {
+                match size_position(&prices, position_value, max_risk) {
+                    Sizing::Buy { quantity, value } => {
+                        prop_assert!(quantity >= 1);
+                        prop_assert_eq!(value, quantity as f64 * prices.entry);
+                        // The 1e-9 share tolerance in shares_for is worth at
+                        // most a millionth of a cent at these prices.
+                        prop_assert!(value <= position_value + 1e-6, "{} > {}", value,
+                            position_value);
+                        prop_assert!(value >= MIN_PARCEL);
+                        prop_assert!(risk_pct(&prices) <= max_risk + 1e-9);
+                        // One more share would not have fitted.
+                        prop_assert!((quantity + 1) as f64 * prices.entry > position_value);
+                    }
+                    Sizing::TooRisky { risk_pct: risk } => {
+                        prop_assert!(risk > max_risk);
+                    }
+                    Sizing::UnderMinimum { value } => {
+                        prop_assert!(value < MIN_PARCEL);
+                        prop_assert!(risk_pct(&prices) <= max_risk + 1e-9);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_position_value_under_the_minimum_never_buys(
+                prices in entry_prices(),
+                position_value in 0.0f64..MIN_PARCEL,
+            ) {
+                let sizing = size_position(&prices, position_value, 100.0);
+                prop_assert!(!matches!(sizing, Sizing::Buy { .. }), "{:?}", sizing);
+            }
+
+            #[test]
+            fn more_money_never_buys_fewer_shares(
+                prices in entry_prices(),
+                small in 500.0f64..100_000.0,
+                extra in 0.0f64..100_000.0,
+            ) {
+                prop_assert!(
+                    shares_for(small, prices.entry) <= shares_for(small + extra, prices.entry)
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,637 +1,469 @@
-//! Bad input of every kind, through the binary: each malformed setting,
-//! broken or misplaced key files, wrong credentials, unusable databases.
-//! Every case must end in one `skim: error:` line that names the culprit
-//! and says what was expected, the contract's exit status, no panic, and
-//! no echo of a secret it was given.
-//!
-//! The cases are tables: a new setting or file check is one more row.
+//! Bad input through the binary: every setting malformed, bad flags, broken
+//! or misplaced key files, unusable databases. Each must end in one clear
+//! `skim: error:` line naming what is wrong, the contract's exit status,
+//! and never a panic.
 
+use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use skim_sim::{Setup, Simulator};
+use skim_asx::config::SETTINGS;
 
-use crate::util::{Run, TestEnv, copy_keys};
+use crate::util::{Run, SimEnv, TestEnv};
 
-/// The 2048-bit MODP prime of RFC 3526 (group 14) as hex: a valid
-/// `OAUTH_DH_PRIME` that is not the one the keys were made with.
-const OTHER_PRIME: &str = concat!(
-    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A0879",
-    "8E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B",
-    "0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA4836",
-    "1C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804",
-    "F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6",
-    "955817183995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF"
-);
+/// Every command a user or a schedule runs; settings are checked before any
+/// of them does work, so each must refuse a malformed one the same way.
+const COMMANDS: &[&[&str]] = &[
+    &["keys-gen"],
+    &["auth-check"],
+    &["scan"],
+    &["trade", "enter"],
+    &["trade", "manage"],
+    &["trade", "halt"],
+    &["trade", "resume"],
+    &["positions"],
+    &["notify", "--flush"],
+];
 
-/// A secret-looking value the cases hand to skim; it must never come back.
-const PLANTED: &str = "PLANTEDsecretVALUE0123456789";
-
-/// What a case must end with.
-struct Expect {
-    code: i32,
-    /// Each must appear in the `skim: error:` line or the `hint:` after it.
-    says: &'static [&'static str],
-    /// A known gap: skim still echoes the planted secret here, for this
-    /// reason. The case holds skim to it, so a fix shows up as a failure
-    /// telling to drop the gap.
-    leaks: Option<&'static str>,
+/// A 2048-bit hex number that is even, so not a prime.
+fn even_2048_bits() -> String {
+    let mut hex = "f".repeat(511);
+    hex.push('e');
+    hex
 }
 
-const fn expect(code: i32, says: &'static [&'static str]) -> Expect {
-    Expect {
-        code,
-        says,
-        leaks: None,
-    }
-}
-
-/// Checks `run` against `expected`; returns a description of each miss.
-fn judge(name: &str, run: &Run, expected: &Expect) -> Vec<String> {
-    let mut misses = Vec::new();
-    if run.code != expected.code {
-        misses.push(format!(
-            "exit {} where {} was expected",
-            run.code, expected.code
-        ));
-    }
-    if run.stderr.contains("panicked") {
-        misses.push("a panic".to_owned());
-    }
-    let errors: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("skim: error:"))
-        .collect();
-    if errors.len() != 1 {
-        misses.push(format!("{} error lines, not 1", errors.len()));
-    }
-    let said: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("skim: error:") || l.starts_with("hint:"))
-        .collect();
-    for words in expected.says {
-        if !said.iter().any(|l| l.contains(words)) {
-            misses.push(format!("the error does not say {words:?}"));
-        }
-    }
-    let leaked = run.stdout.contains(PLANTED) || run.stderr.contains(PLANTED);
-    match expected.leaks {
-        None if leaked => misses.push("a planted secret came back".to_owned()),
-        Some(gap) if !leaked => misses.push(format!(
-            "the known leak ({gap}) is fixed: drop it from this case"
-        )),
-        _ => {}
-    }
-    misses
-        .into_iter()
-        .map(|miss| format!("{name}: {miss}\n    stderr: {}", run.stderr.trim()))
-        .collect()
-}
-
-/// Fails listing every miss, after reporting how many cases ran.
-fn report(table: &str, cases: usize, misses: Vec<String>) {
-    eprintln!(
-        "bad input ({table}): {cases} cases, {} missed",
-        misses.len()
-    );
-    assert!(misses.is_empty(), "{}", misses.join("\n"));
-}
-
-#[test]
-fn every_malformed_setting_is_a_usage_error_naming_it() {
-    let token = format!("https://discord.com/api/webhooks/123/{PLANTED}");
-    let plain_http = format!("http://discord.com/api/webhooks/123/{PLANTED}");
-    let not_numeric = format!("https://discord.com/api/webhooks/abc/{PLANTED}");
-    let quoted_secret = format!("\"{PLANTED}\"");
-    let even_prime = format!("{}E", &OTHER_PRIME[..OTHER_PRIME.len() - 1]);
-    let cases: Vec<(&str, String, Expect)> = vec![
-        (
-            "OAUTH_CONSUMER_KEY",
-            " ABCDEFGHI".into(),
-            expect(2, &["OAUTH_CONSUMER_KEY", "whitespace"]),
-        ),
-        (
-            "OAUTH_CONSUMER_KEY",
-            "ABC'DEF".into(),
-            expect(2, &["OAUTH_CONSUMER_KEY", "expected"]),
-        ),
-        (
-            "OAUTH_ACCESS_TOKEN",
-            "0123 4567".into(),
-            expect(2, &["OAUTH_ACCESS_TOKEN", "expected"]),
-        ),
-        (
-            "OAUTH_ACCESS_TOKEN",
-            "jeton-é".into(),
-            expect(2, &["OAUTH_ACCESS_TOKEN", "ASCII"]),
-        ),
-        (
-            "OAUTH_ACCESS_TOKEN_SECRET",
-            format!("{PLANTED}!"),
-            expect(2, &["OAUTH_ACCESS_TOKEN_SECRET", "base64"]),
-        ),
-        (
-            "OAUTH_ACCESS_TOKEN_SECRET",
-            quoted_secret,
-            expect(2, &["OAUTH_ACCESS_TOKEN_SECRET", "expected"]),
-        ),
-        (
-            "OAUTH_ACCESS_TOKEN_SECRET",
-            "abc".into(),
-            expect(2, &["OAUTH_ACCESS_TOKEN_SECRET", "base64"]),
-        ),
-        (
-            "OAUTH_DH_PRIME",
-            "not-hex".into(),
-            expect(2, &["OAUTH_DH_PRIME", "hexadecimal"]),
-        ),
-        (
-            "OAUTH_DH_PRIME",
-            "0x17".into(),
-            expect(2, &["OAUTH_DH_PRIME", "hexadecimal"]),
-        ),
-        (
-            "OAUTH_DH_PRIME",
-            "FFFFFFFB".into(),
-            expect(2, &["OAUTH_DH_PRIME", "2048 bits"]),
-        ),
-        (
-            "OAUTH_DH_PRIME",
-            even_prime,
-            expect(2, &["OAUTH_DH_PRIME", "odd prime"]),
-        ),
-        (
-            "OAUTH_REALM",
-            "limited poa".into(),
-            expect(2, &["OAUTH_REALM", "whitespace"]),
-        ),
-        (
-            "IBKR_BASE_URL",
-            "api.ibkr.com/v1/api".into(),
-            expect(2, &["IBKR_BASE_URL", "expected https://"]),
-        ),
-        (
-            "IBKR_BASE_URL",
-            "http://api.ibkr.com/v1/api".into(),
-            expect(2, &["IBKR_BASE_URL", "expected https://"]),
-        ),
-        (
-            "IBKR_BASE_URL",
-            "ftp://api.ibkr.com/v1/api".into(),
-            expect(2, &["IBKR_BASE_URL", "https://"]),
-        ),
-        (
-            "ASX_ANNOUNCEMENTS_URL",
-            "todayAnns.do".into(),
-            expect(2, &["ASX_ANNOUNCEMENTS_URL", "https://"]),
-        ),
-        (
-            "ASX_ANNOUNCEMENTS_URL",
-            "http://www.asx.com.au/a".into(),
-            expect(2, &["ASX_ANNOUNCEMENTS_URL", "https://"]),
-        ),
+/// (setting, malformed value). Paths (`OAUTH_KEYS_DIR`, `SKIM_DB`) take any
+/// text; what they name is checked by the key and database tests below.
+fn malformed_settings() -> Vec<(&'static str, String)> {
+    let fixed: &[(&str, &str)] = &[
+        ("OAUTH_CONSUMER_KEY", " ABCDEFGHI"),
+        ("OAUTH_CONSUMER_KEY", "\"ABCDEFGHI\""),
+        ("OAUTH_CONSUMER_KEY", "ABCDÉFGHI"),
+        ("OAUTH_ACCESS_TOKEN", "0123 4567"),
+        ("OAUTH_ACCESS_TOKEN", "'0123456789'"),
+        ("OAUTH_ACCESS_TOKEN_SECRET", "abc$defg"),
+        ("OAUTH_ACCESS_TOKEN_SECRET", "abcde"),
+        ("OAUTH_ACCESS_TOKEN_SECRET", "not base64!"),
+        ("OAUTH_DH_PRIME", "xyz"),
+        ("OAUTH_DH_PRIME", "0xffffffffffffffff"),
+        ("OAUTH_DH_PRIME", "fffffffb"),
+        ("OAUTH_REALM", "limited poa"),
+        ("IBKR_BASE_URL", "not a url"),
+        ("IBKR_BASE_URL", "http://api.ibkr.com/v1/api"),
+        ("IBKR_BASE_URL", "ftp://api.ibkr.com/v1/api"),
+        ("ASX_ANNOUNCEMENTS_URL", "www.asx.com.au"),
+        ("ASX_ANNOUNCEMENTS_URL", "http://www.asx.com.au/x"),
+        ("DISCORD_WEBHOOK_URL", "https://example.com/hook"),
+        ("DISCORD_WEBHOOK_URL", "https://discord.com/channels/1/2"),
         (
             "DISCORD_WEBHOOK_URL",
-            "https://example.com/hooks/1".into(),
-            expect(
-                2,
-                &[
-                    "DISCORD_WEBHOOK_URL",
-                    "expected https://discord.com/api/webhooks/",
-                ],
-            ),
+            "http://discord.com/api/webhooks/1/T0KEN",
         ),
-        (
-            "DISCORD_WEBHOOK_URL",
-            token.replace("discord.com", "example.com"),
-            expect(2, &["DISCORD_WEBHOOK_URL", "webhook URL"]),
-        ),
-        (
-            "DISCORD_WEBHOOK_URL",
-            plain_http,
-            expect(2, &["DISCORD_WEBHOOK_URL", "webhook URL"]),
-        ),
-        (
-            "DISCORD_WEBHOOK_URL",
-            not_numeric,
-            expect(2, &["DISCORD_WEBHOOK_URL", "webhook URL"]),
-        ),
-        (
-            "SKIM_NOW",
-            "yesterday".into(),
-            expect(2, &["SKIM_NOW", "RFC 3339"]),
-        ),
-        (
-            "SKIM_NOW",
-            "2026-03-02 10:15".into(),
-            expect(2, &["SKIM_NOW", "RFC 3339"]),
-        ),
-        (
-            "SKIM_ALLOW_LIVE",
-            "maybe".into(),
-            expect(2, &["SKIM_ALLOW_LIVE", "expected true or false"]),
-        ),
-        (
-            "IBKR_SIGN_QUERY",
-            "2".into(),
-            expect(2, &["IBKR_SIGN_QUERY", "expected true or false"]),
-        ),
-        (
-            "SKIM_HTTP_TIMEOUT",
-            "0".into(),
-            expect(2, &["SKIM_HTTP_TIMEOUT", "expected seconds"]),
-        ),
-        (
-            "SKIM_HTTP_TIMEOUT",
-            "ten".into(),
-            expect(2, &["SKIM_HTTP_TIMEOUT", "expected seconds"]),
-        ),
-        (
-            "SKIM_HTTP_TIMEOUT",
-            "601".into(),
-            expect(2, &["SKIM_HTTP_TIMEOUT", "expected seconds"]),
-        ),
-        (
-            "SKIM_HTTP_TIMEOUT",
-            "NaN".into(),
-            expect(2, &["SKIM_HTTP_TIMEOUT", "expected seconds"]),
-        ),
+        ("DISCORD_WEBHOOK_URL", "discord"),
+        ("SKIM_NOW", "yesterday"),
+        ("SKIM_NOW", "2026-03-02T10:15:00"),
+        ("SKIM_NOW", "2026-03-02 10:15"),
+        ("SKIM_ALLOW_LIVE", "maybe"),
+        ("SKIM_ALLOW_LIVE", "on"),
+        ("IBKR_SIGN_QUERY", "2"),
+        ("SKIM_HTTP_TIMEOUT", "-1"),
+        ("SKIM_HTTP_TIMEOUT", "0"),
+        ("SKIM_HTTP_TIMEOUT", "NaN"),
+        ("SKIM_HTTP_TIMEOUT", "inf"),
+        ("SKIM_HTTP_TIMEOUT", "601"),
+        ("SKIM_HTTP_TIMEOUT", "30s"),
+        ("SKIM_KEY_ROTATION_DAYS", "0"),
+        ("SKIM_KEY_ROTATION_DAYS", "six months"),
+        ("SKIM_KEY_ROTATION_DAYS", "-5"),
     ];
-    let total = cases.len();
-    let mut misses = Vec::new();
-    for (name, value, expected) in &cases {
-        let mut env = TestEnv::new();
-        env.set(name, value);
-        // Every command validates the settings before it does anything.
-        for command in [&["auth-check"][..], &["notify", "--flush"]] {
-            let run = env.skim(command);
-            let label = format!("{name}={value:?} ({})", command.join(" "));
-            misses.extend(judge(&label, &run, expected));
-        }
+    let mut cases: Vec<(&str, String)> = fixed.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    cases.push(("OAUTH_DH_PRIME", even_2048_bits()));
+    cases
+}
+
+/// Asserts `run` exited `code` with exactly one error line that contains
+/// every one of `names`, and no panic. Stdout is left to the caller:
+/// `auth-check` reports its steps there even when one fails.
+fn assert_one_error(run: &Run, code: i32, names: &[&str], case: &str) {
+    assert_eq!(run.code, code, "{case}: {run:#?}");
+    assert!(!run.stderr.contains("panicked"), "{case}: {run:#?}");
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.contains("error:")).collect();
+    assert_eq!(errors.len(), 1, "{case}: one error line expected: {run:#?}");
+    for name in names {
+        assert!(
+            errors[0].contains(name),
+            "{case}: the error should name {name}: {run:#?}"
+        );
     }
-    report("settings", total * 2, misses);
+}
+
+/// Like [`assert_one_error`] for skim's own errors: the only other lines
+/// allowed are hints.
+fn assert_skim_error(run: &Run, code: i32, names: &[&str], case: &str) {
+    assert_one_error(run, code, names, case);
+    for line in run.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.starts_with("skim: error: ") || line.starts_with("hint: "),
+            "{case}: unexpected stderr line {line:?}: {run:#?}"
+        );
+    }
 }
 
 #[test]
-fn env_files_and_missing_settings_are_usage_errors() {
-    let mut misses = Vec::new();
-    let mut cases = 0;
-    let mut check = |name: &str, env: &TestEnv, args: &[&str], expected: Expect| {
-        cases += 1;
-        misses.extend(judge(name, &env.skim(args), &expected));
-    };
-
-    let env = TestEnv::new();
-    env.write_env_file(&[format!("OAUTH_ACCESS_TOKEN_SECRET={PLANTED}==")]);
-    fs::set_permissions(env.path(".env"), fs::Permissions::from_mode(0o644)).unwrap();
-    check(
-        ".env mode 0644",
-        &env,
-        &["auth-check"],
-        expect(2, &[".env", "0600"]),
-    );
-
-    let env = TestEnv::new();
-    env.write_env_file(&[format!("OAUTH_ACCESS_TOKEN_SECRET='{PLANTED}")]);
-    let leaks = Expect {
-        leaks: Some("dotenvy's parse error quotes the whole line, value included"),
-        ..expect(2, &[".env", "malformed"])
-    };
-    check(".env unclosed quote", &env, &["auth-check"], leaks);
-
-    let env = TestEnv::new();
-    check(
-        "--env-file missing",
-        &env,
-        &["auth-check", "--env-file", "nowhere.env"],
-        expect(2, &["nowhere.env", "does not exist"]),
-    );
-
-    let env = TestEnv::new();
-    check(
-        "no credentials",
-        &env,
-        &["auth-check"],
-        expect(2, &["OAUTH_CONSUMER_KEY is not set"]),
-    );
-    report("env files", cases, misses);
-}
-
-/// A working folder with its own copy of the shared keys, a simulator that
-/// knows them, and the environment pointing skim at it.
-struct Keyed {
-    env: TestEnv,
-    _sim: Simulator,
-}
-
-impl Keyed {
-    fn start() -> Keyed {
-        let mut env = TestEnv::new();
-        let keys = env.path("oauth_keys");
-        copy_keys(&keys);
-        let setup = Setup::from_keys_dir(&keys).expect("simulator setup");
-        let sim = Simulator::start(setup.config.clone()).expect("simulator starts");
-        for (key, value) in setup.env_pairs(&sim.base_url()) {
-            env.set(key, &value);
+fn every_malformed_setting_exits_2_naming_it_in_every_command() {
+    let cases = malformed_settings();
+    let covered: Vec<&str> = cases.iter().map(|(name, _)| *name).collect();
+    for name in SETTINGS {
+        assert!(
+            covered.contains(name) || ["OAUTH_KEYS_DIR", "SKIM_DB"].contains(name),
+            "{name} has no malformed case"
+        );
+    }
+    let mut runs = 0;
+    for (name, value) in &cases {
+        for command in COMMANDS {
+            let mut env = TestEnv::new();
+            env.set(name, value);
+            let run = env.skim(command);
+            let case = format!("{name}={value:?} skim {}", command.join(" "));
+            assert_skim_error(&run, 2, &[name], &case);
+            assert!(run.stdout.is_empty(), "{case}: {run:#?}");
+            if *name == "DISCORD_WEBHOOK_URL" {
+                assert!(!run.stderr.contains("T0KEN"), "{case}: token echoed");
+            }
+            runs += 1;
         }
-        env.set("SKIM_DB", "data/skim.db");
-        Keyed { env, _sim: sim }
+        // The same value from .env, where dotenvy's quoting allows it.
+        if value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":/._-+".contains(c))
+        {
+            let env = TestEnv::new();
+            env.write_env_file(&[format!("{name}={value}")]);
+            let run = env.skim(&["trade", "resume"]);
+            assert_skim_error(&run, 2, &[name], &format!("{name}={value:?} in .env"));
+            assert!(
+                !env.path("data").exists(),
+                "nothing is written on a bad setting"
+            );
+            runs += 1;
+        }
     }
+    eprintln!(
+        "{} malformed values of {} settings: {runs} runs",
+        cases.len(),
+        SETTINGS.len()
+    );
+}
 
-    fn key(&self, name: &str) -> std::path::PathBuf {
-        self.env.path("oauth_keys").join(name)
+/// Runs `skim args` in `dir` with only `name=value` set (besides HOME),
+/// for values [`TestEnv`] cannot hold.
+fn run_with(dir: &Path, args: &[&str], name: &str, value: &OsStr) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_skim"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env(name, value)
+        .output()
+        .expect("skim runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
 
-    fn write_key(&self, name: &str, text: &str) {
-        let path = self.key(name);
-        fs::write(&path, text).unwrap();
+#[test]
+fn a_setting_that_is_not_utf8_is_named_not_skipped() {
+    let env = TestEnv::new();
+    for name in SETTINGS {
+        let value = OsStr::from_bytes(b"abc\xff\xfe");
+        let run = run_with(env.dir.path(), &["trade", "resume"], name, value);
+        assert_skim_error(&run, 2, &[name, "UTF-8"], name);
+    }
+}
+
+#[test]
+fn malformed_flags_exit_2_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["trade", "enter", "--position-value=-5"],
+            "--position-value",
+        ),
+        (
+            &["trade", "enter", "--position-value", "NaN"],
+            "--position-value",
+        ),
+        (
+            &["trade", "enter", "--position-value", "inf"],
+            "--position-value",
+        ),
+        (
+            &["trade", "enter", "--position-value", "lots"],
+            "--position-value",
+        ),
+        (&["trade", "enter", "--max-risk", "0"], "--max-risk"),
+        (&["trade", "enter", "--max-chase=-1"], "--max-chase"),
+        (&["trade", "enter", "--limit-cap", "0"], "--limit-cap"),
+        (&["trade", "enter", "--or-minutes", "0"], "--or-minutes"),
+        (&["trade", "enter", "--or-minutes", "ten"], "--or-minutes"),
+        (
+            &["trade", "enter", "--max-positions", "many"],
+            "--max-positions",
+        ),
+        (&["trade", "manage", "--cutoff", "25:00"], "--cutoff"),
+        (&["trade", "manage", "--cutoff", "noon"], "--cutoff"),
+        (&["scan", "--min-gap", "NaN"], "--min-gap"),
+        (&["scan", "--min-gap=-1"], "--min-gap"),
+        (&["scan", "--min-price=-0.5"], "--min-price"),
+        (&["scan", "--min-volume=-1"], "--min-volume"),
+        (&["notify", "--color", "mauve", "hello"], "--color"),
+        (&["notify", "--field", "novalue", "hello"], "--field"),
+        (&["keys-gen", "--dh-group", "ffdhe1"], "--dh-group"),
+    ];
+    for (args, flag) in cases {
+        let env = TestEnv::new();
+        let run = env.skim(args);
+        assert_one_error(&run, 2, &[flag], &args.join(" "));
+        assert!(run.stdout.is_empty(), "{args:?}: {run:#?}");
+    }
+    eprintln!("{} malformed flags", cases.len());
+}
+
+/// A simulator-backed setup with working keys, `auth-check` proven first so
+/// that each key case below is the only thing wrong.
+fn keyed_env() -> SimEnv {
+    let s = SimEnv::start_shared(|_| {});
+    s.skim(&["auth-check"]).expect_code(0);
+    // A cached session token would spare the keys; make each run need them.
+    let _ = fs::remove_file(s.env.path("data/ibkr_session.json"));
+    s
+}
+
+fn keys(s: &SimEnv) -> PathBuf {
+    s.env.path("oauth_keys")
+}
+
+#[test]
+fn missing_or_unreadable_key_files_exit_2_naming_the_file() {
+    let s = keyed_env();
+    for file in ["private_signature.pem", "private_encryption.pem"] {
+        let path = keys(&s).join(file);
+        let good = fs::read(&path).unwrap();
+
+        fs::remove_file(&path).unwrap();
+        let run = s.skim(&["auth-check"]);
+        assert_skim_error(
+            &run,
+            2,
+            &[file, "does not exist"],
+            &format!("{file} missing"),
+        );
+
+        fs::write(&path, "hello, not a key\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let run = s.skim(&["auth-check"]);
+        assert_skim_error(&run, 2, &[file], &format!("{file} not PEM"));
+
+        let mut broken = String::from_utf8(good.clone()).unwrap();
+        broken.truncate(broken.len() / 2);
+        fs::write(&path, broken).unwrap();
+        let run = s.skim(&["auth-check"]);
+        assert_skim_error(&run, 2, &[file], &format!("{file} cut in half"));
+
+        fs::write(&path, &good).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let run = s.skim(&["auth-check"]);
+        assert_skim_error(&run, 2, &[file], &format!("{file} mode 0644"));
+        assert!(run.stderr.contains("hint: chmod 600"), "{run:#?}");
+
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     }
+    s.skim(&["auth-check"]).expect_code(0);
 }
 
 #[test]
-fn broken_misplaced_or_mismatched_keys_name_the_cause() {
-    type Spoil = fn(&mut Keyed);
-    let cases: Vec<(&str, Spoil, Expect)> = vec![
-        (
-            "keys folder missing",
-            |k| fs::remove_dir_all(k.env.path("oauth_keys")).unwrap(),
-            expect(2, &["private_signature.pem", "does not exist", "keys-gen"]),
-        ),
-        (
-            "encryption key missing",
-            |k| fs::remove_file(k.key("private_encryption.pem")).unwrap(),
-            expect(2, &["private_encryption.pem", "does not exist"]),
-        ),
-        (
-            "signature key not PEM",
-            |k| {
-                k.write_key(
-                    "private_signature.pem",
-                    "ssh-rsa AAAAB3NzaC1yc2E user@host\n",
-                )
-            },
-            expect(
-                2,
-                &[
-                    "private_signature.pem",
-                    "not a usable RSA private key",
-                    "expected PEM",
-                ],
-            ),
-        ),
-        (
-            "encryption key is the public key",
-            |k| {
-                let public = fs::read_to_string(k.key("public_encryption.pem")).unwrap();
-                k.write_key("private_encryption.pem", &public);
-            },
-            expect(
-                2,
-                &["private_encryption.pem", "not a usable RSA private key"],
-            ),
-        ),
-        (
-            "signature key truncated",
-            |k| {
-                let pem = fs::read_to_string(k.key("private_signature.pem")).unwrap();
-                k.write_key("private_signature.pem", &pem[..pem.len() / 2]);
-            },
-            expect(
-                2,
-                &["private_signature.pem", "not a usable RSA private key"],
-            ),
-        ),
-        (
-            "signature key mode 0644",
-            |k| {
-                let path = k.key("private_signature.pem");
-                fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
-            },
-            expect(2, &["private_signature.pem", "0644", "0600"]),
-        ),
-        (
-            "encryption key mode 0640",
-            |k| {
-                let path = k.key("private_encryption.pem");
-                fs::set_permissions(path, fs::Permissions::from_mode(0o640)).unwrap();
-            },
-            expect(2, &["private_encryption.pem", "0640", "0600"]),
-        ),
-        (
-            "signature key given as encryption key",
-            |k| {
-                let pem = fs::read_to_string(k.key("private_signature.pem")).unwrap();
-                k.write_key("private_encryption.pem", &pem);
-            },
-            expect(
-                3,
-                &[
-                    "OAUTH_ACCESS_TOKEN_SECRET does not decrypt",
-                    "private_encryption.pem",
-                ],
-            ),
-        ),
-        (
-            "the two keys swapped",
-            |k| {
-                let signature = fs::read_to_string(k.key("private_signature.pem")).unwrap();
-                let encryption = fs::read_to_string(k.key("private_encryption.pem")).unwrap();
-                k.write_key("private_signature.pem", &encryption);
-                k.write_key("private_encryption.pem", &signature);
-            },
-            expect(
-                3,
-                &[
-                    "OAUTH_ACCESS_TOKEN_SECRET does not decrypt",
-                    "private_encryption.pem",
-                ],
-            ),
-        ),
-        (
-            "encryption key given as signature key",
-            |k| {
-                let pem = fs::read_to_string(k.key("private_encryption.pem")).unwrap();
-                k.write_key("private_signature.pem", &pem);
-            },
-            expect(3, &["IBKR rejected the live session token request"]),
-        ),
-        (
-            "secret encrypted to another key",
-            |k| {
-                // 256 bytes of base64: the size of a real one, not decryptable.
-                k.env.set("OAUTH_ACCESS_TOKEN_SECRET", &"QUJD".repeat(86));
-            },
-            expect(
-                3,
-                &[
-                    "OAUTH_ACCESS_TOKEN_SECRET does not decrypt",
-                    "private_encryption.pem",
-                ],
-            ),
-        ),
-        (
-            "a DH prime that is not the uploaded one",
-            |k| k.env.set("OAUTH_DH_PRIME", OTHER_PRIME),
-            expect(3, &["live session token did not validate"]),
-        ),
-    ];
-    let total = cases.len();
-    let mut misses = Vec::new();
-    for (name, spoil, expected) in cases {
-        let mut keyed = Keyed::start();
-        spoil(&mut keyed);
-        misses.extend(judge(name, &keyed.env.skim(&["auth-check"]), &expected));
+fn a_keys_dir_that_is_a_file_or_absent_is_named() {
+    let s = keyed_env();
+    let file = s.env.path(".env").display().to_string();
+    for dir in [file.as_str(), "/nonexistent/oauth_keys"] {
+        let run = run_with(
+            s.env.dir.path(),
+            &["auth-check"],
+            "OAUTH_KEYS_DIR",
+            dir.as_ref(),
+        );
+        assert_skim_error(&run, 2, &[dir], &format!("OAUTH_KEYS_DIR={dir}"));
     }
-    report("keys", total, misses);
 }
 
-/// Makes `path` refuse writes, even to root (whom permission bits do not
-/// stop) by setting the immutable attribute; undone on drop. `None` when
-/// this machine cannot make it so.
-struct Frozen(std::path::PathBuf);
+#[test]
+fn swapped_signature_and_encryption_keys_exit_3_with_a_hint() {
+    let s = keyed_env();
+    let sig = keys(&s).join("private_signature.pem");
+    let enc = keys(&s).join("private_encryption.pem");
+    let (a, b) = (fs::read(&sig).unwrap(), fs::read(&enc).unwrap());
+    fs::write(&sig, &b).unwrap();
+    fs::write(&enc, &a).unwrap();
+    let run = s.skim(&["auth-check"]);
+    assert_skim_error(&run, 3, &[], "swapped keys");
+    assert!(
+        run.stderr.contains("hint: "),
+        "a hint names the fix: {run:#?}"
+    );
+    assert!(
+        run.stderr.contains("private_encryption.pem"),
+        "the hint or error names the key file: {run:#?}"
+    );
+    s.assert_no_secrets(&run);
+}
 
-impl Frozen {
-    fn new(path: &Path) -> Option<Frozen> {
+/// Makes `path` unwritable even for root (whose permission bits do not
+/// bind) with the immutable attribute; undone on drop.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    /// `None` when the OS still lets this user write `path`.
+    fn set(path: &Path) -> Option<Immutable> {
         let mode = if path.is_dir() { 0o555 } else { 0o444 };
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-        let frozen = Frozen(path.to_path_buf());
-        if frozen.refuses_writes() {
-            return Some(frozen);
-        }
-        let chattr = std::process::Command::new("chattr")
-            .arg("+i")
-            .arg(path)
-            .status();
-        (chattr.is_ok_and(|s| s.success()) && frozen.refuses_writes()).then_some(frozen)
-    }
-
-    fn refuses_writes(&self) -> bool {
-        if self.0.is_dir() {
-            let probe = self.0.join(".probe");
-            let refused = fs::write(&probe, b"").is_err();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).ok()?;
+        let _ = Command::new("chattr").arg("+i").arg(path).status();
+        let guard = Immutable(path.to_path_buf());
+        let writable = if path.is_dir() {
+            let probe = path.join("probe");
+            let ok = fs::write(&probe, "").is_ok();
             let _ = fs::remove_file(probe);
-            refused
+            ok
         } else {
-            fs::OpenOptions::new().append(true).open(&self.0).is_err()
+            fs::OpenOptions::new().append(true).open(path).is_ok()
+        };
+        (!writable).then_some(guard)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        let mode = if self.0.is_dir() { 0o700 } else { 0o600 };
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(mode));
+    }
+}
+
+/// Commands that open the database without the network.
+const DB_COMMANDS: &[&[&str]] = &[
+    &["trade", "resume"],
+    &["notify", "--flush"],
+    &["notify", "hi"],
+];
+
+/// A working folder whose database exists at the current schema.
+fn with_database() -> TestEnv {
+    let env = TestEnv::new();
+    env.skim(&["trade", "resume"]).expect_code(0);
+    assert!(env.path("data/skim.db").exists());
+    env
+}
+
+#[test]
+fn a_corrupt_database_exits_2_naming_the_file() {
+    // Bytes from a fixed linear congruential sequence: random to SQLite,
+    // the same on every run.
+    let mut state = 0x2545_f491_u32;
+    let noise: Vec<u8> = (0..8192)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    for command in DB_COMMANDS {
+        let env = TestEnv::new();
+        fs::create_dir_all(env.path("data")).unwrap();
+        fs::write(env.path("data/skim.db"), &noise).unwrap();
+        let run = env.skim(command);
+        let case = format!("corrupt database, skim {}", command.join(" "));
+        assert_skim_error(&run, 2, &["skim.db", "not a SQLite database"], &case);
+        assert!(run.stderr.contains("hint: "), "{case}: {run:#?}");
+        assert_eq!(
+            fs::read(env.path("data/skim.db")).unwrap(),
+            noise,
+            "{case}: file changed"
+        );
+    }
+}
+
+#[test]
+fn a_read_only_database_file_or_folder_exits_1_naming_it() {
+    for target in ["data/skim.db", "data"] {
+        for command in DB_COMMANDS {
+            let env = with_database();
+            let Some(_guard) = Immutable::set(&env.path(target)) else {
+                eprintln!("skipped: cannot make {target} read-only here");
+                return;
+            };
+            let run = env.skim(command);
+            let case = format!("read-only {target}, skim {}", command.join(" "));
+            assert_skim_error(&run, 1, &["skim.db"], &case);
+            assert!(run.stderr.contains("hint: "), "{case}: {run:#?}");
         }
     }
 }
 
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(&self.0)
-            .status();
-        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
+#[test]
+fn a_database_from_a_newer_skim_is_refused_untouched() {
+    for command in DB_COMMANDS {
+        let env = with_database();
+        let path = env.path("data/skim.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let known: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "user_version", known + 1).unwrap();
+        let runs_before: i64 = conn
+            .query_row("SELECT count(*) FROM runs", [], |row| row.get(0))
+            .unwrap();
+        drop(conn);
+
+        let run = env.skim(command);
+        let case = format!("newer schema, skim {}", command.join(" "));
+        assert_skim_error(&run, 2, &["skim.db", "newer than this skim"], &case);
+        assert!(
+            run.stderr.contains("hint: upgrade skim"),
+            "{case}: {run:#?}"
+        );
+
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        let runs_after: i64 = conn
+            .query_row("SELECT count(*) FROM runs", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, known + 1, "{case}: schema version rewritten");
+        assert_eq!(
+            runs_after, runs_before,
+            "{case}: skim ran on the newer database"
+        );
     }
 }
 
-/// How a database case left its file.
-enum Prepared {
-    Ready,
-    /// Made read-only, or `None` when the machine cannot.
-    Frozen(Option<Frozen>),
-}
-
 #[test]
-fn unusable_databases_are_refused_with_their_path() {
-    let mut misses = Vec::new();
-    let mut cases = 0;
-    let mut skipped = Vec::new();
-    // A working folder whose database, data/skim.db, `make` prepares.
-    let mut case = |name: &str, make: &dyn Fn(&Path) -> Prepared, expected: Expect| {
-        let env = TestEnv::new();
-        fs::create_dir(env.path("data")).unwrap();
-        let db = env.path("data/skim.db");
-        let guard = match make(&db) {
-            Prepared::Ready => None,
-            Prepared::Frozen(Some(frozen)) => Some(frozen),
-            Prepared::Frozen(None) => {
-                skipped.push(name.to_owned());
-                return;
-            }
-        };
-        cases += 1;
-        let run = env.skim(&["notify", "--flush", "--db", "data/skim.db"]);
-        misses.extend(judge(name, &run, &expected));
-        drop(guard);
-    };
-    case(
-        "random bytes",
-        &|db| {
-            fs::write(db, [0x5a_u8; 8192]).unwrap();
-            Prepared::Ready
-        },
-        expect(2, &["data/skim.db", "corrupt or not a SQLite database"]),
-    );
-    case(
-        "a text file",
-        &|db| {
-            fs::write(db, "OAUTH_CONSUMER_KEY=ABCDEFGHI\n").unwrap();
-            Prepared::Ready
-        },
-        expect(2, &["data/skim.db", "not a SQLite database"]),
-    );
-    case(
-        "a newer schema",
-        &|db| {
-            let conn = rusqlite::Connection::open(db).unwrap();
-            conn.pragma_update(None, "user_version", 999).unwrap();
-            Prepared::Ready
-        },
-        expect(2, &["data/skim.db", "schema version 999", "newer"]),
-    );
-    case(
-        "a folder in its place",
-        &|db| {
-            fs::create_dir(db).unwrap();
-            Prepared::Ready
-        },
-        expect(1, &["data/skim.db"]),
-    );
-    case(
-        "a read-only file",
-        &|db| {
-            let conn = rusqlite::Connection::open(db).unwrap();
-            conn.execute_batch("CREATE TABLE t (x)").unwrap();
-            drop(conn);
-            Prepared::Frozen(Frozen::new(db))
-        },
-        expect(1, &["data/skim.db", "cannot be written"]),
-    );
-    case(
-        "a read-only folder",
-        &|db| Prepared::Frozen(Frozen::new(db.parent().unwrap())),
-        expect(1, &["data/skim.db", "cannot be written"]),
-    );
-    for name in &skipped {
-        eprintln!("skipped {name}: this machine cannot make it read-only");
-    }
-    report("databases", cases, misses);
-}
-
-#[test]
-fn a_webhook_url_that_is_not_discord_is_refused_before_sending() {
+fn a_database_path_that_is_a_folder_is_named() {
     let mut env = TestEnv::new();
-    // A loopback listener that would accept the post if skim tried.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    env.set(
-        "DISCORD_WEBHOOK_URL",
-        &format!("http://127.0.0.1:{port}/hooks/{PLANTED}"),
-    );
-    let run = env.skim(&["notify", "hello"]);
-    let misses = judge(
-        "webhook URL without /api/webhooks/",
-        &run,
-        &expect(2, &["DISCORD_WEBHOOK_URL", "webhook URL"]),
-    );
-    listener.set_nonblocking(true).unwrap();
-    assert!(listener.accept().is_err(), "skim connected to the bad URL");
-    report("webhook", 1, misses);
+    fs::create_dir_all(env.path("somewhere")).unwrap();
+    env.set("SKIM_DB", "somewhere");
+    for command in DB_COMMANDS {
+        let run = env.skim(command);
+        let case = format!("SKIM_DB is a folder, skim {}", command.join(" "));
+        assert!(run.code == 1 || run.code == 2, "{case}: {run:#?}");
+        assert_skim_error(&run, run.code, &["somewhere"], &case);
+    }
 }

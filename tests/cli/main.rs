@@ -2,9 +2,11 @@
 //! with a clean environment, against the loopback simulator.
 
 mod auth_check;
+mod bad_input;
 mod keys_gen;
 mod notify;
 mod ops;
 mod scan;
+mod secrets;
 mod trade;
 mod util;

@@ -53,6 +53,11 @@ impl TestEnv {
         self.vars.insert(key.to_owned(), value.to_owned());
     }
 
+    /// Removes a variable set with [`TestEnv::set`].
+    pub fn unset(&mut self, key: &str) {
+        self.vars.remove(key);
+    }
+
     /// Writes `.env` in the working folder, mode 0600, from `lines`.
     pub fn write_env_file(&self, lines: &[String]) {
         let path = self.path(".env");
@@ -150,8 +155,24 @@ impl SimEnv {
 
     /// Like [`SimEnv::start`], letting `tune` change the simulator's config.
     pub fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
+        SimEnv::start_inner(false, tune)
+    }
+
+    /// Like [`SimEnv::start_with`] with a copy of [`shared_keys`]: quicker,
+    /// for tests that do not compare two environments' keys.
+    pub fn start_shared(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
+        SimEnv::start_inner(true, tune)
+    }
+
+    fn start_inner(shared: bool, tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
         let env = TestEnv::new();
-        let keys = env.keys_gen();
+        let keys = if shared {
+            let keys = env.path("oauth_keys");
+            copy_keys(&keys);
+            keys
+        } else {
+            env.keys_gen()
+        };
         let mut setup = skim_sim::setup::Setup::from_keys_dir(&keys).expect("simulator setup");
         tune(&mut setup.config);
         let secret_hex: String = setup
