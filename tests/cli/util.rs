@@ -60,17 +60,23 @@ impl TestEnv {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     }
 
-    /// Runs `skim` with `args` in the working folder.
-    pub fn skim(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_skim"))
+    /// The `skim` command with `args`, in the working folder and this
+    /// environment, for tests that start it themselves.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_skim"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .envs(&self.vars)
-            .output()
-            .expect("skim runs");
+            .envs(&self.vars);
+        command
+    }
+
+    /// Runs `skim` with `args` in the working folder.
+    pub fn skim(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("skim runs");
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
