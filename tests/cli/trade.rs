@@ -38,7 +38,7 @@ impl Week {
         Week::start_with(|_| {})
     }
 
-    fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> Week {
+    pub(crate) fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> Week {
         let mut s = SimEnv::start_with(tune);
         s.sim.set_scenario(Scenario::example_week());
         for (key, value) in s.sim.service_env_pairs() {
