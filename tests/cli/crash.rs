@@ -7,8 +7,8 @@
 //! simulator carry out an order request and withhold the answer, and kills
 //! skim while it waits. Then it runs the command again, and `positions`,
 //! and checks the broker against the plan and the journal against the
-//! broker. The cases of one table run side by side: each has its own
-//! simulator and folder, and most of a run is spent in IBKR's pacing.
+//! broker. A table's cases run a few at a time: each has its own simulator
+//! and folder, and most of a run is spent waiting out IBKR's pacing.
 //!
 //! The concurrency tests hold one trade command at `lock-held` (its lock
 //! taken) while another starts, so the overlap does not depend on timing.
@@ -26,7 +26,11 @@ use skim_sim::Simulator;
 use skim_sim::broker::{OrderStatus, Side};
 
 use crate::trade::{MON, NEXT_THU, THU, TUE, Week};
-use crate::util::Run;
+use crate::util::{Run, SimEnv};
+
+/// Crash cases run at once: enough to overlap their pacing waits, few
+/// enough not to crowd two cores shared with the other tests.
+const AT_ONCE: usize = 4;
 
 /// How long one step may take before the test gives up: a guard against a
 /// hang (each skim run waits out IBKR's 5-second pacing a few times), not
@@ -210,15 +214,15 @@ fn crash_run(w: &Week, args: &[&str], crash: Crash) {
 
 /// The simulator's pacing of the slow endpoints at 4 s instead of IBKR's 5
 /// (its docs allow tests to shorten it). skim still spaces them 5.25 s
-/// apart; the wider margin is for the load of a table's cases running side
-/// by side on two cores, under which a request can reach the simulator
+/// apart; the wider margin is for the load of several cases running at
+/// once on two cores, under which a request can reach the simulator
 /// more than skim's 5% margin after skim timed it. These tests are about
 /// crashes, not pacing, which `ibkr::pacing` and the fault tests cover.
 fn relaxed_pacing(config: &mut skim_sim::Config) {
     config.slow_endpoint_interval = Duration::from_secs(4);
 }
 
-/// Runs `cases` side by side, each in its own week set up by `setup`
+/// Runs `cases`, [`AT_ONCE`] at a time, each in its own week set up by `setup`
 /// (which returns the command to crash), then `rerun`, then [`consistent`]
 /// and `expect`.
 fn crash_table(
@@ -227,13 +231,33 @@ fn crash_table(
     rerun: fn(&mut Week),
     expect: fn(&Week, &str),
 ) {
+    let mut failed = Vec::new();
+    for batch in cases.chunks(AT_ONCE) {
+        failed.extend(crash_batch(batch, setup, rerun, expect));
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} crash cases failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n---\n")
+    );
+}
+
+/// Runs `cases` at once; returns the failures' messages.
+fn crash_batch(
+    cases: &[Crash],
+    setup: fn(&mut Week) -> Vec<&'static str>,
+    rerun: fn(&mut Week),
+    expect: fn(&Week, &str),
+) -> Vec<String> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = cases
             .iter()
             .map(|&crash| {
                 scope.spawn(move || {
                     let name = crash.name();
-                    let mut w = Week::start_with(relaxed_pacing);
+                    let mut w = Week::on(SimEnv::start_with_shared_keys(relaxed_pacing));
                     w.s.env.set("SKIM_HTTP_TIMEOUT", "300");
                     let args = setup(&mut w);
                     crash_run(&w, &args, crash);
@@ -255,14 +279,8 @@ fn crash_table(
                 failed.push(text);
             }
         }
-        assert!(
-            failed.is_empty(),
-            "{} of {} crash cases failed:\n{}",
-            failed.len(),
-            cases.len(),
-            failed.join("\n---\n")
-        );
-    });
+        failed
+    })
 }
 
 /// The `cOID`s of every order POST skim made, one entry per request.
@@ -301,7 +319,7 @@ fn journal_orders(w: &Week) -> Vec<(String, Option<String>, String)> {
 /// the broker; no `cOID` was sent or held twice; nothing sold that was not
 /// bought; every share held is under one working stop; the journal and
 /// the broker name the same orders in the same states; the database is
-/// intact.
+/// intact, and the data folder holds no secret outside the token cache.
 fn consistent(w: &Week, case: &str) {
     let run = w.skim(&["positions", "--json"]);
     assert_eq!(run.code, 0, "{case}: positions: {run:?}");
@@ -354,6 +372,14 @@ fn consistent(w: &Week, case: &str) {
             p.symbol
         );
     }
+
+    // A kill mid-transaction leaves SQLite's journal files behind: they,
+    // like the database, hold no secret (the 0600 token cache may).
+    let data = w.s.env.path("data");
+    let leaks =
+        w.s.secrets()
+            .find_in_files(&data, &[data.join("ibkr_session.json")]);
+    assert!(leaks.is_empty(), "{case}: {leaks:?}");
 
     let journal = journal_orders(w);
     for (coid, order_id, state) in &journal {
@@ -606,7 +632,7 @@ fn assert_refused_by(run: &Run, holder: u32) {
 
 #[test]
 fn of_two_entries_at_once_one_proceeds_and_the_other_is_refused() {
-    let mut w = Week::start();
+    let mut w = Week::on(SimEnv::start_with_shared_keys(|_| {}));
     w.at(MON, 10, 5);
     w.json(&["scan"]);
     w.at(MON, 10, 12);
@@ -630,7 +656,7 @@ fn of_two_entries_at_once_one_proceeds_and_the_other_is_refused() {
 
 #[test]
 fn two_entries_started_together_place_each_order_once() {
-    let mut w = Week::start();
+    let mut w = Week::on(SimEnv::start_with_shared_keys(|_| {}));
     w.at(MON, 10, 5);
     w.json(&["scan"]);
     w.at(MON, 10, 12);
@@ -654,7 +680,7 @@ fn two_entries_started_together_place_each_order_once() {
 
 #[test]
 fn flatten_while_manage_runs_is_refused_and_works_after() {
-    let mut w = Week::start();
+    let mut w = Week::on(SimEnv::start_with_shared_keys(|_| {}));
     filled_monday(&mut w);
     w.at(MON, 10, 30);
     let mut manage = Started::new(&w, &["trade", "manage"], Some("lock-held"));

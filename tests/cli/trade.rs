@@ -39,7 +39,11 @@ impl Week {
     }
 
     pub(crate) fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> Week {
-        let mut s = SimEnv::start_with(tune);
+        Week::on(SimEnv::start_with(tune))
+    }
+
+    /// The week on `s`, whichever way its keys were made.
+    pub(crate) fn on(mut s: SimEnv) -> Week {
         s.sim.set_scenario(Scenario::example_week());
         for (key, value) in s.sim.service_env_pairs() {
             s.env.set(key, &value);

@@ -157,7 +157,22 @@ impl SimEnv {
     /// Like [`SimEnv::start`], letting `tune` change the simulator's config.
     pub fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
         let env = TestEnv::new();
-        let keys = env.keys_gen();
+        env.keys_gen();
+        SimEnv::start_in(env, tune)
+    }
+
+    /// Like [`SimEnv::start_with`], with a copy of the [`shared_keys`]:
+    /// for tests that start many simulators at once, where making keys
+    /// for each would be most of the work.
+    pub fn start_with_shared_keys(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
+        let env = TestEnv::new();
+        copy_keys(&env.path("oauth_keys"));
+        SimEnv::start_in(env, tune)
+    }
+
+    /// Starts a simulator for the keys in `env`'s `oauth_keys`.
+    fn start_in(env: TestEnv, tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
+        let keys = env.path("oauth_keys");
         let mut setup = skim_sim::setup::Setup::from_keys_dir(&keys).expect("simulator setup");
         tune(&mut setup.config);
         let secret_hex: String = setup
