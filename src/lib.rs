@@ -4,6 +4,7 @@
 pub mod asx;
 pub mod calendar;
 pub mod config;
+pub mod crashpoint;
 pub mod ctx;
 pub mod dh;
 pub mod discord;

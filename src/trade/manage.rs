@@ -14,6 +14,7 @@ use super::rules;
 use super::{Broker, REVIEWED_QUESTIONS, Sent, coid};
 use crate::calendar::{self, EXCHANGE_TZ};
 use crate::config::Config;
+use crate::crashpoint;
 use crate::ibkr::history;
 use crate::ibkr::orders::{self, OrderType, Placement, Side, Tif};
 use crate::outbox;
@@ -100,6 +101,9 @@ enum Plan {
     TrailExit {
         stops: Vec<Order>,
         check: rules::SmaCheck,
+    },
+    ResendHalf {
+        half: Order,
     },
 }
 
@@ -223,6 +227,19 @@ fn plan(
     if held == 0 || exits_pending || entry_working {
         return Ok(plans);
     }
+    // A half-exit sell journaled with the `half` state that the broker
+    // never received goes again before anything else: the stop already
+    // covers only the other half.
+    let lost_half = orders
+        .iter()
+        .find(|o| o.purpose == Purpose::Half && o.state == OrderState::Lost && o.filled == 0);
+    if trading
+        && position.state == PositionState::Half
+        && let Some(half) = lost_half
+    {
+        plans.push(Plan::ResendHalf { half: half.clone() });
+        return Ok(plans);
+    }
     // A trailing exit IBKR turned down today is not sent again today; the
     // stop logic below puts a stop back on the shares instead.
     let exit_turned_down = orders.iter().any(|o| {
@@ -306,6 +323,14 @@ fn describe(position: &Position, step: &Plan, outcome: &str) -> Action {
             format!("sell {half} at market; stop on the rest to {breakeven}"),
             None,
         ),
+        Plan::ResendHalf { half } => (
+            "half exit",
+            format!(
+                "sell {} at market, again: it never reached IBKR",
+                half.quantity
+            ),
+            Some(half.coid.clone()),
+        ),
         Plan::TrailExit { check, .. } => (
             "trailing exit",
             format!(
@@ -342,6 +367,7 @@ fn execute(
                 .context("entry without an order id")?;
             orders::cancel(&broker.client, &broker.account, id)
                 .with_context(|| format!("{ticker}: failed to cancel the entry"))?;
+            crashpoint::pause("cancel-answered");
         }
         Plan::PlaceStop { quantity, price } => {
             let n = journal::orders_of(store.connection(), position.id)?
@@ -384,9 +410,8 @@ fn execute(
             updated.state = PositionState::Half;
             updated.half_date = Some(today);
             updated.stop_price = breakeven;
-            store.transaction(|tx| journal::save_position(tx, &updated, now))?;
-            if half > 0 {
-                let order = new_order(
+            let order = (half > 0).then(|| {
+                new_order(
                     position,
                     &coid(today, ticker, "half"),
                     Purpose::Half,
@@ -394,10 +419,28 @@ fn execute(
                     Tif::Day,
                     half,
                     None,
-                );
+                )
+            });
+            // The sell is journaled with the new state in one transaction:
+            // a position marked half exited without its sell on record would
+            // never sell the half (the plan only starts a half exit from
+            // `open`) and would put the stop back on every share.
+            store.transaction(|tx| {
+                journal::save_position(tx, &updated, now)?;
+                if let Some(order) = &order {
+                    journal::insert_order(tx, order, now)?;
+                }
+                Ok(())
+            })?;
+            crashpoint::pause("half-marked");
+            if let Some(order) = order {
                 action.coid = Some(order.coid.clone());
-                action.outcome = send_one(store, broker, order, now)?;
+                let sent = super::send(store, broker, &mut [order], now)?;
+                action.outcome = outcome_text(&sent);
             }
+        }
+        Plan::ResendHalf { half } => {
+            action.outcome = send_one(store, broker, half, now)?;
         }
         Plan::TrailExit { stops, check } => {
             // The stop goes first: with both working, a fall through the
@@ -407,11 +450,13 @@ fn execute(
                     orders::cancel(&broker.client, &broker.account, id).with_context(|| {
                         format!("{ticker}: failed to cancel the stop before the exit")
                     })?;
+                    crashpoint::pause("cancel-answered");
                 }
             }
             let mut updated = journal::position(store.connection(), position.id)?;
             updated.exit_sma = Some(check.sma);
             store.transaction(|tx| journal::save_position(tx, &updated, now))?;
+            crashpoint::pause("exit-marked");
             let order = new_order(
                 position,
                 &coid(today, ticker, "exit"),
@@ -480,10 +525,27 @@ fn new_order(
 /// Journals and sends one order, unless its `cOID` is already journaled
 /// (a re-run), and says how it went.
 fn send_one(store: &Store, broker: &Broker, order: Order, now: DateTime<Utc>) -> Result<String> {
-    if let Some(existing) = journal::order(store.connection(), &order.coid)? {
-        return Ok(format!("already {}", existing.state.as_str()));
-    }
-    store.transaction(|tx| journal::insert_order(tx, &order, now))?;
+    let order = match journal::order(store.connection(), &order.coid)? {
+        // Looked up by its cOID and not found: the request never reached
+        // IBKR (skim died before sending it), so sending it now cannot
+        // double it, and not sending it would leave the sell undone.
+        Some(mut lost) if lost.state == OrderState::Lost && lost.filled == 0 => {
+            log::info!(
+                "{}: {} never reached IBKR; sending it again",
+                lost.ticker,
+                lost.coid
+            );
+            lost.state = OrderState::Intent;
+            lost.note = None;
+            store.transaction(|tx| journal::save_order(tx, &lost, now))?;
+            lost
+        }
+        Some(existing) => return Ok(format!("already {}", existing.state.as_str())),
+        None => {
+            store.transaction(|tx| journal::insert_order(tx, &order, now))?;
+            order
+        }
+    };
     let mut group = [order];
     let sent = super::send(store, broker, &mut group, now)?;
     Ok(outcome_text(&sent))
@@ -510,18 +572,24 @@ fn modify_stop(
     let mut ticket = stop.ticket();
     ticket.quantity = quantity;
     ticket.price = Some(price);
-    match orders::modify(
+    let answer = orders::modify(
         &broker.client,
         &broker.account,
         &id,
         &ticket,
         REVIEWED_QUESTIONS,
-    ) {
+    );
+    crashpoint::pause("stop-modify-answered");
+    match answer {
         Ok(Placement::Placed(_)) => {
             stop.quantity = quantity;
             stop.price = Some(price);
             stop.note = None;
-            store.transaction(|tx| journal::save_order(tx, &stop, now))?;
+            store.transaction(|tx| {
+                journal::save_order(tx, &stop, now)?;
+                crashpoint::pause("stop-modify-commit");
+                Ok(())
+            })?;
             Ok("done".into())
         }
         Ok(Placement::Rejected(text)) => Ok(format!("rejected: {text}")),
@@ -570,6 +638,7 @@ pub fn flatten(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Man
                 Ok(()) => "done".to_owned(),
                 Err(err) => format!("failed: {err:#}"),
             };
+            crashpoint::pause("cancel-answered");
             report.actions.push(Action {
                 ticker: position.ticker.clone(),
                 action: "cancel".into(),

@@ -28,6 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::crashpoint;
 use crate::error;
 use crate::ibkr::orders::{self, Placement};
 use crate::ibkr::{Client, connect};
@@ -103,6 +104,7 @@ impl TradeLock {
         }
         file.set_len(0)?;
         write!(file, "{}", std::process::id())?;
+        crate::crashpoint::pause("lock-held");
         Ok(TradeLock { _file: file, path })
     }
 
@@ -191,6 +193,7 @@ pub fn send(
     group: &mut [Order],
     now: DateTime<Utc>,
 ) -> Result<Sent> {
+    crashpoint::pause("order-journaled");
     let tickets: Vec<_> = group.iter().map(Order::ticket).collect();
     let outcome = orders::place(
         &broker.client,
@@ -198,6 +201,7 @@ pub fn send(
         &tickets,
         REVIEWED_QUESTIONS,
     );
+    crashpoint::pause("order-answered");
     let sent = match outcome {
         Ok(Placement::Placed(acks)) => {
             for (order, ack) in group.iter_mut().zip(acks) {
@@ -252,7 +256,9 @@ pub fn send(
     store.transaction(|tx| {
         group
             .iter()
-            .try_for_each(|o| journal::save_order(tx, o, now))
+            .try_for_each(|o| journal::save_order(tx, o, now))?;
+        crashpoint::pause("order-commit");
+        Ok(())
     })?;
     Ok(sent)
 }

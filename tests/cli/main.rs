@@ -3,6 +3,7 @@
 
 mod auth_check;
 mod bad_input;
+mod crash;
 mod keys_gen;
 mod notify;
 mod ops;

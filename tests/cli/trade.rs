@@ -15,7 +15,7 @@ use crate::util::{Run, SimEnv};
 
 const BHP: u64 = 4036812;
 
-fn sydney(date: (i32, u32, u32), hour: u32, minute: u32) -> DateTime<Utc> {
+pub(crate) fn sydney(date: (i32, u32, u32), hour: u32, minute: u32) -> DateTime<Utc> {
     let day = NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap();
     Sydney
         .from_local_datetime(&day.and_hms_opt(hour, minute, 0).unwrap())
@@ -23,23 +23,27 @@ fn sydney(date: (i32, u32, u32), hour: u32, minute: u32) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-const MON: (i32, u32, u32) = (2026, 3, 2);
-const TUE: (i32, u32, u32) = (2026, 3, 3);
-const THU: (i32, u32, u32) = (2026, 3, 5);
-const NEXT_THU: (i32, u32, u32) = (2026, 3, 12);
+pub(crate) const MON: (i32, u32, u32) = (2026, 3, 2);
+pub(crate) const TUE: (i32, u32, u32) = (2026, 3, 3);
+pub(crate) const THU: (i32, u32, u32) = (2026, 3, 5);
+pub(crate) const NEXT_THU: (i32, u32, u32) = (2026, 3, 12);
 
 /// The simulator playing the example week, skim pointed at it.
-struct Week {
-    s: SimEnv,
+pub(crate) struct Week {
+    pub(crate) s: SimEnv,
 }
 
 impl Week {
-    fn start() -> Week {
+    pub(crate) fn start() -> Week {
         Week::start_with(|_| {})
     }
 
-    fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> Week {
-        let mut s = SimEnv::start_with(tune);
+    pub(crate) fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> Week {
+        Week::on(SimEnv::start_with(tune))
+    }
+
+    /// The week on `s`, whichever way its keys were made.
+    pub(crate) fn on(mut s: SimEnv) -> Week {
         s.sim.set_scenario(Scenario::example_week());
         for (key, value) in s.sim.service_env_pairs() {
             s.env.set(key, &value);
@@ -50,33 +54,33 @@ impl Week {
     }
 
     /// Moves the market (and skim's clock) to `hh:mm` Sydney on `date`.
-    fn at(&mut self, date: (i32, u32, u32), hour: u32, minute: u32) {
+    pub(crate) fn at(&mut self, date: (i32, u32, u32), hour: u32, minute: u32) {
         let now = sydney(date, hour, minute);
         self.s.sim.set_now(now);
         self.s.env.set("SKIM_NOW", &now.to_rfc3339());
     }
 
-    fn skim(&self, args: &[&str]) -> Run {
+    pub(crate) fn skim(&self, args: &[&str]) -> Run {
         let run = self.s.skim(args);
         self.s.assert_no_secrets(&run);
         run
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
         self.skim(&all).expect_code(0).json()
     }
 
     /// Scan at 10:05 and enter at 10:12 on Monday.
-    fn entered(&mut self) -> Value {
+    pub(crate) fn entered(&mut self) -> Value {
         self.at(MON, 10, 5);
         self.json(&["scan"]);
         self.at(MON, 10, 12);
         self.json(&["trade", "enter"])
     }
 
-    fn order_posts(&self) -> usize {
+    pub(crate) fn order_posts(&self) -> usize {
         self.s
             .sim
             .requests()
@@ -101,7 +105,7 @@ impl Week {
             .collect()
     }
 
-    fn held(&self, symbol: &str) -> i64 {
+    pub(crate) fn held(&self, symbol: &str) -> i64 {
         self.s
             .sim
             .positions()

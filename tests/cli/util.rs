@@ -65,17 +65,23 @@ impl TestEnv {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     }
 
-    /// Runs `skim` with `args` in the working folder.
-    pub fn skim(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_skim"))
+    /// The `skim` command with `args`, in the working folder and this
+    /// environment, for tests that start it themselves.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_skim"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .envs(&self.vars)
-            .output()
-            .expect("skim runs");
+            .envs(&self.vars);
+        command
+    }
+
+    /// Runs `skim` with `args` in the working folder.
+    pub fn skim(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("skim runs");
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -155,24 +161,23 @@ impl SimEnv {
 
     /// Like [`SimEnv::start`], letting `tune` change the simulator's config.
     pub fn start_with(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
-        SimEnv::start_inner(false, tune)
-    }
-
-    /// Like [`SimEnv::start_with`] with a copy of [`shared_keys`]: quicker,
-    /// for tests that do not compare two environments' keys.
-    pub fn start_shared(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
-        SimEnv::start_inner(true, tune)
-    }
-
-    fn start_inner(shared: bool, tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
         let env = TestEnv::new();
-        let keys = if shared {
-            let keys = env.path("oauth_keys");
-            copy_keys(&keys);
-            keys
-        } else {
-            env.keys_gen()
-        };
+        env.keys_gen();
+        SimEnv::start_in(env, tune)
+    }
+
+    /// Like [`SimEnv::start_with`], with a copy of the [`shared_keys`]:
+    /// quicker, for tests that do not compare two environments' keys or
+    /// that start many simulators at once.
+    pub fn start_shared(tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
+        let env = TestEnv::new();
+        copy_keys(&env.path("oauth_keys"));
+        SimEnv::start_in(env, tune)
+    }
+
+    /// Starts a simulator for the keys in `env`'s `oauth_keys`.
+    fn start_in(env: TestEnv, tune: impl FnOnce(&mut skim_sim::Config)) -> SimEnv {
+        let keys = env.path("oauth_keys");
         let mut setup = skim_sim::setup::Setup::from_keys_dir(&keys).expect("simulator setup");
         tune(&mut setup.config);
         let secret_hex: String = setup
