@@ -1,7 +1,7 @@
 //! `skim trade`: place the opening-range breakout entries, manage exits,
 //! and the kill switch.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use skim_asx::store::Store;
@@ -146,7 +146,10 @@ fn manage_cmd(ctx: &Ctx, args: ManageArgs) -> Result<()> {
 }
 
 fn halt(ctx: &Ctx, args: HaltArgs) -> Result<()> {
-    let _lock = TradeLock::acquire(&ctx.config)?;
+    // The kill switch itself is one database write and needs no lock: it
+    // must work while another command holds it (one waiting out IBKR's
+    // penalty box, say). Every later `trade enter` reads it. The flatten
+    // sends orders, so it waits its turn like any trading command.
     let store = Store::open(&ctx.config.db_path)?;
     let now = ctx.now();
     let halt = trade::set_halt(&store, args.reason.clone(), now)?;
@@ -160,6 +163,8 @@ fn halt(ctx: &Ctx, args: HaltArgs) -> Result<()> {
         now,
     )?;
     let flattened = if args.flatten {
+        let _lock = TradeLock::acquire(&ctx.config)
+            .context("trading is halted, but the flatten did not run")?;
         let result = manage::flatten(&ctx.config, &store, now);
         Some(finish(ctx, &store, result, false)?)
     } else {

@@ -687,7 +687,17 @@ fn flatten_while_manage_runs_is_refused_and_works_after() {
     manage.wait_for_pause("lock-held");
     let flatten = w.skim(&["trade", "halt", "--flatten"]);
     assert_refused_by(&flatten, manage.pid());
+    assert!(
+        flatten
+            .stderr
+            .contains("trading is halted, but the flatten did not run"),
+        "{flatten:?}"
+    );
     assert!(w.held("14D") > 0, "the refused flatten sold");
+    // The kill switch took effect all the same, lock or no lock.
+    assert_eq!(w.json(&["trade", "resume"])["was_halted"], true);
+    let halt = w.json(&["trade", "halt", "--reason", "while manage runs"]);
+    assert_eq!(halt["halted"], true);
     manage.resume();
     manage.finish().expect_code(0);
 
