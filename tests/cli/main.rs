@@ -2,6 +2,7 @@
 //! with a clean environment, against the loopback simulator.
 
 mod auth_check;
+mod faults;
 mod keys_gen;
 mod notify;
 mod ops;
