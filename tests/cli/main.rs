@@ -4,6 +4,7 @@
 mod auth_check;
 mod bad_input;
 mod crash;
+mod faults;
 mod keys_gen;
 mod notify;
 mod ops;

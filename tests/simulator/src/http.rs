@@ -16,7 +16,9 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
-use crate::{RequestRecord, Shared, State, asx, control, discord, lock, market, orders, session};
+use crate::{
+    RequestRecord, Shared, State, asx, control, discord, lock, market, orders, pathfault, session,
+};
 
 /// Every endpoint lives under this path, as at `https://api.ibkr.com/v1/api`.
 pub const API_PREFIX: &str = "/v1/api";
@@ -249,6 +251,14 @@ fn answer(mut request: tiny_http::Request, shared: &Shared) {
         std::thread::sleep(delay);
     }
     let mut hang_up = false;
+    // A fault aimed at this path answers in place of the route.
+    let request = match read {
+        Ok(_) => match pathfault::intercept(request, &incoming, shared) {
+            Some(request) => request,
+            None => return,
+        },
+        Err(_) => request,
+    };
     let handled = match read {
         Ok(_) => {
             let mut state = lock(shared);
@@ -266,7 +276,11 @@ fn answer(mut request: tiny_http::Request, shared: &Shared) {
         return;
     }
 
-    let reply = handled.reply;
+    respond(request, handled.reply);
+}
+
+/// Writes `reply` as the answer to `request`.
+pub(crate) fn respond(request: tiny_http::Request, reply: Reply) {
     let content_type =
         tiny_http::Header::from_bytes("Content-Type", reply.content_type).expect("valid header");
     let mut response = tiny_http::Response::from_string(reply.body)
@@ -317,7 +331,7 @@ fn dispatch_other(state: &mut State, req: &Incoming, now: Instant) -> Option<Rep
 }
 
 /// Applies the checks every request goes through, then routes it.
-fn dispatch(state: &mut State, req: &Incoming) -> Handled {
+pub(crate) fn dispatch(state: &mut State, req: &Incoming) -> Handled {
     let now = Instant::now();
     if let Some(reply) = dispatch_other(state, req, now) {
         return reply.into();
@@ -382,12 +396,17 @@ fn penalty_box(state: &mut State, now: Instant) -> Option<Reply> {
 }
 
 fn record(state: &mut State, req: &Incoming, handled: &Handled) {
+    record_reply(state, req, &handled.reply, handled.signature_verified);
+}
+
+/// Logs `req` with the status of `reply`.
+pub(crate) fn record_reply(state: &mut State, req: &Incoming, reply: &Reply, verified: bool) {
     let record = RequestRecord {
         method: req.method.clone(),
         path: req.path.clone(),
         query: req.query.clone(),
-        status: handled.reply.status,
-        signature_verified: handled.signature_verified,
+        status: reply.status,
+        signature_verified: verified,
         headers: req
             .headers
             .iter()

@@ -80,6 +80,7 @@ pub mod http;
 pub mod market;
 pub mod oauth;
 pub mod orders;
+pub mod pathfault;
 pub mod scenario;
 pub mod session;
 pub mod setup;
@@ -98,6 +99,7 @@ use rsa::pkcs8::DecodePublicKey;
 pub use asx::AsxFaults;
 pub use broker::{Execution, Order, OrderStatus, OrderType, Position, Side, Tif};
 pub use discord::{DiscordFaults, DiscordMessage};
+pub use pathfault::{FaultKind, PathFault};
 pub use scenario::Scenario;
 pub use setup::Setup;
 
@@ -293,6 +295,8 @@ pub struct Faults {
     pub asx: AsxFaults,
     /// Faults of the Discord webhook.
     pub discord: DiscordFaults,
+    /// Faults aimed at single endpoints of any service, first match wins.
+    pub path_faults: Vec<PathFault>,
 }
 
 /// One request as the simulator saw it.
