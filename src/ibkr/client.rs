@@ -319,12 +319,7 @@ impl Client {
     /// `/iserver/accounts`, returning the selected account.
     pub fn open_account(&self) -> Result<Account> {
         self.ensure_token(false)?;
-        self.opening.set(true);
-        let result = self
-            .open_brokerage_session()
-            .and_then(|()| self.prime_accounts());
-        self.opening.set(false);
-        result
+        self.open_healing()
     }
 
     /// Refuses (exit 4) an account that is not paper unless `allow_live`.
@@ -435,12 +430,32 @@ impl Client {
     }
 
     fn reopen(&self) -> Result<()> {
+        self.open_healing().map(|_| ())
+    }
+
+    /// Opens the brokerage session and primes the accounts. A 401 or 410
+    /// while opening renews the token but cannot re-open from inside the
+    /// opening; a new token needs a new brokerage session, so when one was
+    /// made meanwhile and the opening failed, it is run once more.
+    fn open_healing(&self) -> Result<Account> {
+        let handshakes = self.handshakes.get();
+        let result = self.open_once();
+        match result {
+            Err(err) if self.handshakes.get() > handshakes => {
+                log::info!("the session token was renewed while opening ({err:#}); again");
+                self.open_once()
+            }
+            result => result,
+        }
+    }
+
+    fn open_once(&self) -> Result<Account> {
         self.opening.set(true);
         let result = self
             .open_brokerage_session()
             .and_then(|()| self.prime_accounts());
         self.opening.set(false);
-        result.map(|_| ())
+        result
     }
 
     /// `POST /iserver/auth/status`; when not authenticated and connected,
@@ -523,7 +538,9 @@ impl Client {
             self.pacer.borrow_mut().wait(path);
             let last = attempt == attempts;
             match self.exchange(method, path, query, body) {
-                Ok(answer) if answer.status == 429 => return Err(self.rate_limited()),
+                Ok(answer) if answer.status == 429 => {
+                    return Err(self.rate_limited().context(format!("{method} {path}")));
+                }
                 Ok(answer) if answer.status >= 500 && !last => {
                     log::warn!("IBKR answered {} to GET {path}; retrying", answer.status);
                 }
@@ -638,7 +655,11 @@ impl Client {
         match answer.status {
             200 => {}
             401 => return Err(handshake_rejected(&answer.text)),
-            429 => return Err(self.rate_limited()),
+            429 => {
+                return Err(self
+                    .rate_limited()
+                    .context("POST /oauth/live_session_token"));
+            }
             status => {
                 return Err(ApiError {
                     method: "POST".into(),

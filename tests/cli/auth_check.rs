@@ -4,6 +4,8 @@
 use std::fs;
 use std::time::Duration;
 
+use skim_sim::{FaultKind, PathFault};
+
 use crate::util::{SimEnv, mode};
 
 #[test]
@@ -197,6 +199,51 @@ fn a_410_heals_too_but_not_twice() {
     let run = s.skim(&["auth-check"]);
     run.expect_code(3);
     assert!(run.stderr.contains("auth-check --fresh"), "{run:?}");
+}
+
+/// A 401 or 410 on `/iserver/accounts`, the last step of opening the
+/// session, renews the token; the new token needs a new brokerage session,
+/// which is opened once more.
+#[test]
+fn a_401_or_410_while_the_session_opens_heals_too() {
+    for status in [401, 410] {
+        let s = SimEnv::start_shared(|_| {});
+        s.skim(&["auth-check"]).expect_code(0);
+        s.sim.faults(|f| {
+            f.path_faults.push(PathFault::new(
+                "GET",
+                "/v1/api/iserver/accounts",
+                1,
+                FaultKind::Status(status),
+            ))
+        });
+        let run = s.skim(&["auth-check", "--json"]);
+        run.expect_code(0);
+        assert_eq!(run.json()["ok"], true, "{status}");
+        assert_eq!(s.sim.handshake_count(), 2, "{status}: one new token");
+    }
+}
+
+/// A 429 names the call it answered, and the pause it starts.
+#[test]
+fn a_429_names_the_call() {
+    let s = SimEnv::start_shared(|_| {});
+    s.skim(&["auth-check"]).expect_code(0);
+    s.sim.faults(|f| {
+        f.path_faults.push(PathFault::new(
+            "GET",
+            "/v1/api/iserver/accounts",
+            1,
+            FaultKind::RateLimited(Duration::from_secs(600)),
+        ))
+    });
+    let run = s.skim(&["auth-check"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("GET /iserver/accounts: IBKR rate limit (HTTP 429)"),
+        "{run:?}"
+    );
 }
 
 #[test]
