@@ -370,19 +370,7 @@ fn execute(
             crashpoint::pause("cancel-answered");
         }
         Plan::PlaceStop { quantity, price } => {
-            let n = journal::orders_of(store.connection(), position.id)?
-                .iter()
-                .filter(|o| o.purpose == Purpose::Stop)
-                .count();
-            let order = new_order(
-                position,
-                &coid(today, ticker, &format!("stop{}", n + 1)),
-                Purpose::Stop,
-                OrderType::Stop,
-                Tif::Gtc,
-                quantity,
-                Some(price),
-            );
+            let order = new_stop(store, position, today, quantity, price)?;
             action.coid = Some(order.coid.clone());
             action.outcome = send_one(store, broker, order, now)?;
         }
@@ -471,25 +459,43 @@ fn execute(
             if action.outcome.starts_with("rejected") || action.outcome.starts_with("refused") {
                 // The shares are still held and their stop is gone: put one
                 // back at once rather than leave them bare until tomorrow.
-                let n = journal::orders_of(store.connection(), position.id)?
-                    .iter()
-                    .filter(|o| o.purpose == Purpose::Stop)
-                    .count();
-                let stop = new_order(
+                let stop = new_stop(
+                    store,
                     position,
-                    &coid(today, ticker, &format!("stop{}", n + 1)),
-                    Purpose::Stop,
-                    OrderType::Stop,
-                    Tif::Gtc,
+                    today,
                     position.quantity,
-                    Some(position.stop_price),
-                );
+                    position.stop_price,
+                )?;
                 let placed = send_one(store, broker, stop, now)?;
                 action.outcome = format!("{}; stop put back: {placed}", action.outcome);
             }
         }
     }
     Ok(action)
+}
+
+/// A new protective stop for `position`, under the next free `stopN`
+/// client order id of the day.
+fn new_stop(
+    store: &Store,
+    position: &Position,
+    today: NaiveDate,
+    quantity: u64,
+    price: f64,
+) -> Result<Order> {
+    let n = journal::orders_of(store.connection(), position.id)?
+        .iter()
+        .filter(|o| o.purpose == Purpose::Stop)
+        .count();
+    Ok(new_order(
+        position,
+        &coid(today, &position.ticker, &format!("stop{}", n + 1)),
+        Purpose::Stop,
+        OrderType::Stop,
+        Tif::Gtc,
+        quantity,
+        Some(price),
+    ))
 }
 
 fn new_order(
