@@ -215,7 +215,7 @@ impl SnapshotRound {
     pub fn merge(&mut self, answer: &Value) -> Result<()> {
         let rows = answer.as_array().ok_or_else(|| {
             anyhow!(
-                "IBKR's snapshot answer is not a list of rows: {}",
+                "IBKR's answer to GET {SNAPSHOT_PATH} is not a list of rows: {}",
                 excerpt(&answer.to_string())
             )
         })?;

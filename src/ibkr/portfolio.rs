@@ -95,7 +95,7 @@ pub fn account_summary(client: &Client, account_id: &str) -> Result<AccountSumma
     client
         .get(&path, &[])
         .and_then(|answer| parse_summary(&answer))
-        .with_context(|| format!("failed to read the account summary of {account_id}"))
+        .with_context(|| format!("failed to read the account summary of {account_id} ({path})"))
 }
 
 /// The summary path for `account_id`, refusing ids that could change the
