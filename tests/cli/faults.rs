@@ -46,8 +46,9 @@ const SESSION_CALLS: [&str; 5] = [
     "/tickle",
 ];
 
-/// Cells run at once, each with its own simulator and folder.
-const PARALLEL: usize = 3;
+/// Cells run at once, each with its own simulator and folder: most of a
+/// cell's time is spent waiting (pacing, timeouts), not computing.
+const PARALLEL: usize = 6;
 
 const MON: (i32, u32, u32) = (2026, 3, 2);
 
@@ -439,6 +440,21 @@ fn expect(call: &Call, kind: &FaultKind, moment: Moment) -> Expect {
                 // The handshake itself: IBKR's 401 means the credentials.
                 return Expect::code(if matches!(kind, Status(401)) { 3 } else { 1 });
             }
+            if call.is_session() && call.is_write() {
+                // auth/status and ssodh/init: POSTs are never retried, so
+                // one transient fault or unreadable answer fails the run. A
+                // status without its fields reads as "not authenticated",
+                // which ssodh/init heals; an init that never reached IBKR
+                // leaves the session closed.
+                let healed = match kind {
+                    Status(401 | 410) => true,
+                    UnexpectedShape => {
+                        moment == Moment::After || call.prefix.ends_with("/auth/status")
+                    }
+                    _ => false,
+                };
+                return Expect::code(if healed { 0 } else { 1 });
+            }
             if matches!(kind, Status(401 | 410)) {
                 let healed = Expect::code(0);
                 if call.prefix.ends_with("/iserver/accounts") {
@@ -534,8 +550,8 @@ fn run_cell(cell: &Cell) -> Report {
             }
             if !names_call(errors[0], &cell.call) {
                 let gap = "the error line does not name the call";
-                if rate_limited && ibkr {
-                    pending.push(format!("{gap} (429 messages name no path yet)"));
+                if let Some(why) = naming_after_fix(cell) {
+                    pending.push(format!("{gap} ({why})"));
                 } else {
                     problems.push(gap.to_owned());
                 }
@@ -678,7 +694,25 @@ fn names_call(line: &str, call: &Call) -> bool {
             let path = path.trim_end_matches('/');
             lower.contains(&path.to_ascii_lowercase())
                 || (path.ends_with("live_session_token") && lower.contains("live session token"))
+                || (path.ends_with("ssodh/init") && lower.contains("brokerage session"))
         }
+    }
+}
+
+/// Why an error line of `cell` may not name its call until the lead's
+/// fix to `src/ibkr/client.rs` lands, if it may not.
+fn naming_after_fix(cell: &Cell) -> Option<&'static str> {
+    if cell.call.service() != Service::Ibkr {
+        return None;
+    }
+    match cell.kind {
+        FaultKind::RateLimited(_) => Some("429 messages name no path yet"),
+        FaultKind::Timeout(_) | FaultKind::Reset
+            if cell.call.prefix.ends_with("/live_session_token") =>
+        {
+            Some("the handshake's network errors name only the base URL")
+        }
+        _ => None,
     }
 }
 
@@ -751,10 +785,6 @@ const REPRESENTATIVE: [(&str, &str, &str); 6] = [
     ("positions", "GET", "/v1/api/portfolio/DU1234567/summary"),
 ];
 
-/// Cells run at once by the default-run test: most of a cell's time is
-/// spent waiting (pacing, timeouts), not computing.
-const PARALLEL_DEFAULT: usize = 6;
-
 #[test]
 fn each_fault_on_each_kind_of_call() {
     let commands = commands();
@@ -778,7 +808,7 @@ fn each_fault_on_each_kind_of_call() {
         );
         cells.extend(cells_of(cmd, base, &call));
     }
-    let reports = run_cells(&cells, PARALLEL_DEFAULT);
+    let reports = run_cells(&cells, PARALLEL);
     let failed = print_table(&reports);
     eprintln!(
         "fault matrix (default run): {} cells: {} fault kinds x {} calls, plus {} after-faults \
