@@ -62,7 +62,7 @@ pub fn portfolio_accounts(client: &Client) -> Result<Vec<String>> {
 pub fn parse_portfolio_accounts(answer: &Value) -> Result<Vec<String>> {
     let Value::Array(accounts) = answer else {
         bail!(
-            "IBKR's portfolio accounts answer is not a list: {}",
+            "IBKR's answer to GET {ACCOUNTS_PATH} is not a list: {}",
             excerpt(&answer.to_string())
         );
     };
