@@ -1,15 +1,18 @@
-//! The fault matrix: every IBKR, ASX and Discord call a command makes,
-//! spoiled one at a time by the simulator (401, 410, 429 with a penalty,
-//! 500, 503, a timeout, a reset, malformed JSON, an unexpected shape; for
-//! requests that change something also after the service did the work),
-//! and the command run through it.
+//! The fault matrix: IBKR, ASX and Discord calls a command makes, spoiled
+//! one at a time by the simulator (401, 410, 429 with a penalty, 500, 503,
+//! a timeout, a reset, malformed JSON, an unexpected shape; for requests
+//! that change something also after the service did the work), and the
+//! command run through it.
 //!
-//! The calls are not listed by hand: each command first runs without
-//! faults, and the calls it made there are the ones spoiled. Every cell
-//! checks the exit code the contract gives, one `skim: error:` line naming
-//! the call, no panic, no secret, and that a fault-free re-run succeeds
-//! and leaves the broker and Discord exactly as the fault-free run did:
-//! no order placed twice, no notification sent twice or lost.
+//! `each_fault_on_each_kind_of_call` runs by default: every fault on one
+//! call of each service and kind. The full matrix, every call of six
+//! commands, runs on demand: its calls are not listed by hand, each command
+//! first runs without faults and the calls it made there are the ones
+//! spoiled. Both read one table of expected outcomes ([`expect`]). Every
+//! cell checks that exit code, one `skim: error:` line naming the call, no
+//! panic, no secret, and that a fault-free re-run succeeds and leaves the
+//! broker as the fault-free run did: no order placed twice, no cOID sent
+//! twice, no notification lost or doubled beyond what webhooks allow.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
