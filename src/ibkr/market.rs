@@ -215,7 +215,7 @@ impl SnapshotRound {
     pub fn merge(&mut self, answer: &Value) -> Result<()> {
         let rows = answer.as_array().ok_or_else(|| {
             anyhow!(
-                "IBKR's snapshot answer is not a list of rows: {}",
+                "IBKR's answer to GET {SNAPSHOT_PATH} is not a list of rows: {}",
                 excerpt(&answer.to_string())
             )
         })?;
@@ -550,7 +550,7 @@ fn checked_params(raw: &Value) -> Result<ScannerParams> {
     let params = ScannerParams::from_json(raw)?;
     if params.scan_type_list.is_empty() {
         bail!(
-            "IBKR's scanner parameters list no scan types: {}",
+            "IBKR's answer to GET {SCANNER_PARAMS_PATH} lists no scan types: {}",
             excerpt(&raw.to_string())
         );
     }

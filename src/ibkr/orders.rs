@@ -178,6 +178,7 @@ pub fn is_unclear(err: &anyhow::Error) -> bool {
     // The client attaches `Unanswered` as context, which `downcast_ref`
     // finds and the plain cause chain does not.
     if err.downcast_ref::<Unanswered>().is_some()
+        || err.downcast_ref::<Unreadable>().is_some()
         || err
             .downcast_ref::<ApiError>()
             .is_some_and(|api| api.status >= 500)
@@ -186,10 +187,49 @@ pub fn is_unclear(err: &anyhow::Error) -> bool {
     }
     err.chain().any(|cause| {
         cause.downcast_ref::<Unanswered>().is_some()
+            || cause.downcast_ref::<Unreadable>().is_some()
             || cause
                 .downcast_ref::<ApiError>()
                 .is_some_and(|api| api.status >= 500)
     })
+}
+
+/// Whether IBKR itself refused an order request: a 4xx answer. A 429 is
+/// no refusal of the order (IBKR did not look at it), nor is a failure
+/// before or around the request; those leave the order to be looked up.
+pub fn is_refusal(err: &anyhow::Error) -> bool {
+    let refused = |api: &ApiError| (400..500).contains(&api.status) && api.status != 429;
+    err.downcast_ref::<ApiError>().is_some_and(refused)
+        || err
+            .chain()
+            .any(|cause| cause.downcast_ref::<ApiError>().is_some_and(refused))
+}
+
+/// An answer to an order request that came back but could not be read
+/// (not JSON, or not a shape IBKR documents). IBKR answered, so it may
+/// well have placed the order: the outcome is as unclear as a lost answer.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub path: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unreadable answer from IBKR to POST {}", self.path)
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+/// Marks `err` as [`Unreadable`] when IBKR's answer to `path` was not JSON.
+fn mark_unreadable(err: anyhow::Error, path: &str) -> anyhow::Error {
+    if err.chain().any(|cause| cause.is::<serde_json::Error>()) {
+        err.context(Unreadable {
+            path: path.to_owned(),
+        })
+    } else {
+        err
+    }
 }
 
 /// Places `tickets` (one order, or a parent and its children) and answers
@@ -203,8 +243,10 @@ pub fn place(
 ) -> Result<Placement> {
     let orders: Vec<Value> = tickets.iter().map(|t| t.to_json(account)).collect();
     let path = format!("/iserver/account/{account}/orders");
-    let answer = client.post(&path, &json!({ "orders": orders }))?;
-    settle(client, answer, reviewed)
+    let answer = client
+        .post(&path, &json!({ "orders": orders }))
+        .map_err(|err| mark_unreadable(err, &path))?;
+    settle(client, &path, answer, reviewed)
 }
 
 /// Modifies a working order: IBKR wants the whole order again with only the
@@ -223,15 +265,20 @@ pub fn modify(
         order.remove("cOID");
         order.remove("parentId");
     }
-    let answer = client.post(&path, &body)?;
-    settle(client, answer, reviewed)
+    let answer = client
+        .post(&path, &body)
+        .map_err(|err| mark_unreadable(err, &path))?;
+    settle(client, &path, answer, reviewed)
 }
 
 /// Follows the answer to an order request to its end.
-fn settle(client: &Client, mut answer: Value, reviewed: &[&str]) -> Result<Placement> {
+fn settle(client: &Client, path: &str, answer: Value, reviewed: &[&str]) -> Result<Placement> {
     let reviewed: BTreeSet<&str> = reviewed.iter().copied().collect();
+    let (mut path, mut answer) = (path.to_owned(), answer);
     for _ in 0..MAX_QUESTIONS {
-        match read_answer(&answer)? {
+        let step =
+            read_answer(&answer).map_err(|err| err.context(Unreadable { path: path.clone() }))?;
+        match step {
             Step::Done(placement) => return Ok(placement),
             Step::Question {
                 reply_id,
@@ -240,7 +287,7 @@ fn settle(client: &Client, mut answer: Value, reviewed: &[&str]) -> Result<Place
             } => {
                 let known = !message_ids.is_empty()
                     && message_ids.iter().all(|id| reviewed.contains(id.as_str()));
-                let path = format!("/iserver/reply/{reply_id}");
+                path = format!("/iserver/reply/{reply_id}");
                 if !known {
                     log::warn!(
                         "IBKR asked an unreviewed question ({}): {text}; declining the order",
@@ -257,7 +304,9 @@ fn settle(client: &Client, mut answer: Value, reviewed: &[&str]) -> Result<Place
                     "confirming reviewed IBKR question {}",
                     message_ids.join(", ")
                 );
-                answer = client.post(&path, &json!({ "confirmed": true }))?;
+                answer = client
+                    .post(&path, &json!({ "confirmed": true }))
+                    .map_err(|err| mark_unreadable(err, &path))?;
             }
         }
     }
@@ -386,7 +435,8 @@ pub fn live_orders(client: &Client) -> Result<Vec<LiveOrder>> {
             if !ready {
                 bail!("IBKR's live orders list was still not ready after {poll} calls");
             }
-            return parse_live_orders(&answer);
+            return parse_live_orders(&answer)
+                .context("IBKR's answer to GET /iserver/account/orders is unusable");
         }
         log::info!("live orders not ready yet (pre-flight); asking again");
     }
@@ -462,8 +512,9 @@ pub struct Execution {
 /// `GET /iserver/account/trades?days=N` (IBKR allows up to 7).
 pub fn executions(client: &Client, days: u32) -> Result<Vec<Execution>> {
     let days = days.clamp(1, 7);
-    let answer = client.get("/iserver/account/trades", &[("days", days.to_string())])?;
-    parse_executions(&answer)
+    let path = "/iserver/account/trades";
+    let answer = client.get(path, &[("days", days.to_string())])?;
+    parse_executions(&answer).with_context(|| format!("IBKR's answer to GET {path} is unusable"))
 }
 
 /// Parses an executions answer.
@@ -525,8 +576,10 @@ pub fn positions(client: &Client, account: &str) -> Result<Vec<BrokerPosition>> 
     )?;
     let mut all = Vec::new();
     for page in 0.. {
-        let answer = client.get(&format!("/portfolio/{account}/positions/{page}"), &[])?;
-        let rows = parse_positions(&answer)?;
+        let path = format!("/portfolio/{account}/positions/{page}");
+        let answer = client.get(&path, &[])?;
+        let rows = parse_positions(&answer)
+            .with_context(|| format!("IBKR's answer to GET {path} is unusable"))?;
         let short_page = rows.len() < POSITIONS_PAGE;
         all.extend(rows);
         if short_page {
@@ -740,5 +793,37 @@ mod tests {
             body: String::new(),
         };
         assert!(!is_unclear(&client_error.into()));
+    }
+
+    fn api_error(status: u16) -> anyhow::Error {
+        ApiError {
+            method: "POST".into(),
+            path: "/iserver/account/DU1/orders".into(),
+            status,
+            body: String::new(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_unclear_and_no_refusal() {
+        let garbled = serde_json::from_str::<Value>("{\"order_id\":").unwrap_err();
+        let err = mark_unreadable(anyhow::Error::new(garbled).context("not JSON"), "/p");
+        assert!(is_unclear(&err));
+        assert!(!is_refusal(&err));
+        assert!(format!("{err:#}").contains("POST /p"));
+        // Errors that are not about the answer's text stay as they were.
+        assert!(!is_unclear(&mark_unreadable(
+            anyhow::anyhow!("paused"),
+            "/p"
+        )));
+    }
+
+    #[test]
+    fn only_a_4xx_other_than_429_is_a_refusal() {
+        assert!(is_refusal(&api_error(400).context("placing the entry")));
+        assert!(!is_refusal(&api_error(429)));
+        assert!(!is_refusal(&api_error(503)));
+        assert!(!is_refusal(&anyhow::anyhow!("IBKR rate limit (HTTP 429)")));
     }
 }

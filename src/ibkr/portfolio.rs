@@ -62,7 +62,7 @@ pub fn portfolio_accounts(client: &Client) -> Result<Vec<String>> {
 pub fn parse_portfolio_accounts(answer: &Value) -> Result<Vec<String>> {
     let Value::Array(accounts) = answer else {
         bail!(
-            "IBKR's portfolio accounts answer is not a list: {}",
+            "IBKR's answer to GET {ACCOUNTS_PATH} is not a list: {}",
             excerpt(&answer.to_string())
         );
     };
@@ -95,7 +95,7 @@ pub fn account_summary(client: &Client, account_id: &str) -> Result<AccountSumma
     client
         .get(&path, &[])
         .and_then(|answer| parse_summary(&answer))
-        .with_context(|| format!("failed to read the account summary of {account_id}"))
+        .with_context(|| format!("failed to read the account summary of {account_id} ({path})"))
 }
 
 /// The summary path for `account_id`, refusing ids that could change the

@@ -242,6 +242,15 @@ pub fn send(
                 Sent::Unclear(note)
             }
         }
+        // Not refused by IBKR (a 429, a failed renewal, a local error):
+        // the group stays journaled as it was, so the next run looks the
+        // cOID up and, not finding it, sends the order then.
+        Err(err) if !orders::is_refusal(&err) => {
+            return Err(err.context(format!(
+                "failed to send order {}; the next run looks it up by cOID",
+                group[0].coid
+            )));
+        }
         Err(err) => {
             let note = format!("{err:#}");
             mark(group, OrderState::Rejected, &note);
