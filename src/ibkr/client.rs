@@ -362,15 +362,20 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value> {
-        let mut healed = false;
+        // One token renewal and one session repair per call: a renewal can
+        // itself leave a session to repair (a new token needs the portfolio
+        // primed again), so the two have separate budgets. At most three
+        // sends in all.
+        let mut renewed = false;
+        let mut repaired = false;
         loop {
             self.ensure_token(false)?;
             let answer = self.send(method, path, query, body)?;
-            let heal = !healed;
-            healed = true;
+            let repair = !repaired && !self.opening.get();
             match answer.status {
                 200..=299 => return parse_json(method, path, &answer.text),
-                401 | 410 if heal => {
+                401 | 410 if !renewed => {
+                    renewed = true;
                     log::info!(
                         "IBKR answered {} to {path}; renewing the session",
                         answer.status
@@ -385,18 +390,21 @@ impl Client {
                     .hint("run `skim auth-check --fresh` to see which step fails")
                     .into());
                 }
-                _ if heal && !self.opening.get() && is_no_bridge(&answer) => {
+                _ if repair && is_no_bridge(&answer) => {
+                    repaired = true;
                     log::info!("no brokerage session (no bridge); opening one");
                     self.reopen()?;
                 }
-                _ if heal && !self.opening.get() && needs_accounts(&answer) => {
+                _ if repair && needs_accounts(&answer) => {
+                    repaired = true;
                     log::info!("IBKR asks for /iserver/accounts first; priming");
                     self.opening.set(true);
                     let primed = self.prime_accounts();
                     self.opening.set(false);
                     primed?;
                 }
-                _ if heal && !self.opening.get() && needs_portfolio_accounts(&answer) => {
+                _ if repair && needs_portfolio_accounts(&answer) => {
+                    repaired = true;
                     // The portfolio endpoints have their own priming call; a
                     // command that reads the summary without reconciling
                     // first (a dry run) meets this.
@@ -539,7 +547,7 @@ impl Client {
             let last = attempt == attempts;
             match self.exchange(method, path, query, body) {
                 Ok(answer) if answer.status == 429 => {
-                    return Err(self.rate_limited().context(format!("{method} {path}")));
+                    return Err(self.rate_limited(&format!("{method} {path}")));
                 }
                 Ok(answer) if answer.status >= 500 && !last => {
                     log::warn!("IBKR answered {} to GET {path}; retrying", answer.status);
@@ -650,16 +658,17 @@ impl Client {
         self.handshakes.set(self.handshakes.get() + 1);
         let response = self
             .dispatch(self.http.post(url), header, None)
-            .with_context(|| format!("failed to reach IBKR at {}", self.opts.base_url))?;
+            .with_context(|| {
+                format!(
+                    "failed to reach IBKR at {} (POST {path})",
+                    self.opts.base_url
+                )
+            })?;
         let answer = read_answer(response)?;
         match answer.status {
             200 => {}
             401 => return Err(handshake_rejected(&answer.text)),
-            429 => {
-                return Err(self
-                    .rate_limited()
-                    .context("POST /oauth/live_session_token"));
-            }
+            429 => return Err(self.rate_limited(&format!("POST {path}"))),
             status => {
                 return Err(ApiError {
                     method: "POST".into(),
@@ -723,10 +732,10 @@ impl Client {
 
     /// Records a 429 (pausing all traffic, see `pacing`) and returns the
     /// error to report.
-    fn rate_limited(&self) -> anyhow::Error {
+    fn rate_limited(&self, cause: &str) -> anyhow::Error {
         match self.pause() {
-            Some(pause) => pause.record(Utc::now()),
-            None => anyhow::anyhow!("IBKR rate limit (HTTP 429)"),
+            Some(pause) => pause.record(Utc::now(), cause),
+            None => anyhow::anyhow!("IBKR rate limit (HTTP 429 to {cause})"),
         }
     }
 

@@ -155,6 +155,10 @@ pub struct RateLimitPause {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct PauseState {
     until: Option<DateTime<Utc>>,
+    /// The call IBKR answered 429, so that later runs can say what
+    /// tripped the pause; absent in files from older versions.
+    #[serde(default)]
+    cause: Option<String>,
 }
 
 impl RateLimitPause {
@@ -171,37 +175,45 @@ impl RateLimitPause {
 
     /// Fails when a pause is in force at `now`, without contacting IBKR.
     pub fn check(&self, now: DateTime<Utc>) -> Result<()> {
-        match self.read().until {
-            Some(until) if until > now => Err(paused_error(until)),
+        match self.read() {
+            PauseState {
+                until: Some(until),
+                cause,
+            } if until > now => Err(paused_error(until, cause.as_deref())),
             _ => Ok(()),
         }
     }
 
     /// Records a 429 seen at `now` and returns the error to report. A 429
     /// within the penalty-box length of the end of an earlier pause is taken
-    /// as the penalty box itself.
-    pub fn record(&self, now: DateTime<Utc>) -> anyhow::Error {
+    /// as the penalty box itself. `cause` names the call, e.g.
+    /// `GET /iserver/accounts`.
+    pub fn record(&self, now: DateTime<Utc>, cause: &str) -> anyhow::Error {
         let recent = self.read().until.is_some_and(|until| {
             now < until + chrono::Duration::from_std(PENALTY_BOX).expect("fits")
         });
         let pause = if recent { PENALTY_BOX } else { FIRST_PAUSE };
         let until = now + chrono::Duration::from_std(pause).expect("fits");
-        let state = PauseState { until: Some(until) };
+        let state = PauseState {
+            until: Some(until),
+            cause: Some(cause.to_owned()),
+        };
         let bytes = serde_json::to_vec(&state).expect("serialisable");
         if let Err(err) = fsutil::write_private_file(&self.path, &bytes) {
             log::warn!("could not record the rate-limit pause: {err:#}");
         }
         log::warn!(
-            "IBKR answered 429; pausing all requests until {}",
+            "IBKR answered 429 to {cause}; pausing all requests until {}",
             until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
-        paused_error(until)
+        paused_error(until, Some(cause))
     }
 }
 
-fn paused_error(until: DateTime<Utc>) -> anyhow::Error {
+fn paused_error(until: DateTime<Utc>, cause: Option<&str>) -> anyhow::Error {
+    let to = cause.map(|c| format!(" to {c}")).unwrap_or_default();
     error::failure(format!(
-        "IBKR rate limit (HTTP 429): skim sends nothing to IBKR until {}",
+        "IBKR rate limit (HTTP 429{to}): skim sends nothing to IBKR until {}",
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     ))
     .hint(
@@ -222,17 +234,20 @@ mod tests {
         let pause = RateLimitPause::new(dir.path().join("pause.json"));
         let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap();
         pause.check(t0).unwrap();
-        let err = pause.record(t0);
+        let err = pause.record(t0, "GET /iserver/accounts");
         assert!(err.to_string().contains("2026-03-02T00:01:00Z"), "{err}");
         assert!(pause.check(t0 + chrono::Duration::seconds(59)).is_err());
         let t1 = t0 + chrono::Duration::seconds(61);
         pause.check(t1).unwrap();
-        let err = pause.record(t1);
+        let err = pause.record(t1, "GET /iserver/accounts");
         assert!(err.to_string().contains("2026-03-02T00:16:01Z"), "{err}");
         let later = t1 + chrono::Duration::hours(2);
         pause.check(later).unwrap();
         assert!(
-            pause.record(later).to_string().contains("02:02:01Z"),
+            pause
+                .record(later, "GET /iserver/accounts")
+                .to_string()
+                .contains("02:02:01Z"),
             "a fresh first pause"
         );
     }

@@ -241,7 +241,7 @@ fn a_429_names_the_call() {
     run.expect_code(1);
     assert!(
         run.stderr
-            .contains("GET /iserver/accounts: IBKR rate limit (HTTP 429)"),
+            .contains("IBKR rate limit (HTTP 429 to GET /iserver/accounts)"),
         "{run:?}"
     );
 }

@@ -395,9 +395,6 @@ struct Expect {
     /// The run goes on without what the call would have said, and says so
     /// in a `skim: warning:` line that names the call.
     warns: bool,
-    /// A known gap the lead is fixing in `src/ibkr/client.rs`: a problem
-    /// in this cell is reported as expected-after-fix and does not fail.
-    after_fix: Option<&'static str>,
 }
 
 impl Expect {
@@ -407,7 +404,6 @@ impl Expect {
             lost_by_service: false,
             one_duplicate: false,
             warns: false,
-            after_fix: None,
         }
     }
 }
@@ -464,23 +460,7 @@ fn expect(command: &str, call: &Call, kind: &FaultKind, moment: Moment) -> Expec
             }
             let order_call = call.prefix.contains("/order");
             if matches!(kind, Status(401 | 410)) {
-                let healed = Expect::code(0);
-                if call.prefix.contains("/positions") {
-                    return Expect {
-                        after_fix: Some(
-                            "after the renewal IBKR asks for /portfolio/accounts first, and \
-                             the client heals only once per call",
-                        ),
-                        ..healed
-                    };
-                }
-                if call.prefix.ends_with("/iserver/accounts") {
-                    return Expect {
-                        after_fix: Some("a 401/410 while opening the session heals"),
-                        ..healed
-                    };
-                }
-                return healed;
+                return Expect::code(0);
             }
             if order_call && call.is_write() && transient | garbled {
                 // An order POST with no clear or no readable answer is
@@ -526,8 +506,6 @@ struct Report {
     code: i32,
     error: String,
     problems: Vec<String>,
-    pending: Vec<String>,
-    after_fix: Option<&'static str>,
 }
 
 fn run_cell(cell: &Cell) -> Report {
@@ -551,8 +529,6 @@ fn run_cell(cell: &Cell) -> Report {
     let during = w.sim.requests()[before..].to_vec();
 
     let mut problems = Vec::new();
-    // Gaps the lead is fixing in src/ibkr/client.rs: shown, not counted.
-    let mut pending = Vec::new();
     let errors: Vec<&str> = run
         .stderr
         .lines()
@@ -580,12 +556,7 @@ fn run_cell(cell: &Cell) -> Report {
                 problems.push("the error line does not name the 429 pause".to_owned());
             }
             if !names_call(errors[0], &cell.call) {
-                let gap = "the error line does not name the call";
-                if let Some(why) = naming_after_fix(cell) {
-                    pending.push(format!("{gap} ({why})"));
-                } else {
-                    problems.push(gap.to_owned());
-                }
+                problems.push("the error line does not name the call".to_owned());
             }
         }
         (_, n) => problems.push(format!("{n} error lines")),
@@ -646,8 +617,6 @@ fn run_cell(cell: &Cell) -> Report {
         code: run.code,
         error: last_error(&run),
         problems,
-        pending,
-        after_fix: want.after_fix,
     }
 }
 
@@ -730,23 +699,6 @@ fn names_call(line: &str, call: &Call) -> bool {
     }
 }
 
-/// Why an error line of `cell` may not name its call until the lead's
-/// fix to `src/ibkr/client.rs` lands, if it may not.
-fn naming_after_fix(cell: &Cell) -> Option<&'static str> {
-    if cell.call.service() != Service::Ibkr {
-        return None;
-    }
-    match cell.kind {
-        FaultKind::RateLimited(_) => Some("429 messages name no path yet"),
-        FaultKind::Timeout(_) | FaultKind::Reset
-            if cell.call.prefix.ends_with("/live_session_token") =>
-        {
-            Some("the handshake's network errors name only the base URL")
-        }
-        _ => None,
-    }
-}
-
 /// Whether an error line after a 429 says skim pauses, and until when.
 fn names_pause(line: &str) -> bool {
     line.contains("429") && line.contains("sends nothing to IBKR until")
@@ -772,29 +724,16 @@ fn run_cells(cells: &[Cell], parallel: usize) -> Vec<Report> {
     reports
 }
 
-/// Prints the table and returns the number of problems that count (those
-/// of expected-after-fix cells are printed, not counted).
+/// Prints the table and returns the number of problems.
 fn print_table(reports: &[Report]) -> usize {
     let mut failed = 0;
     for r in reports {
-        let verdict = match (r.problems.is_empty(), r.after_fix) {
-            (true, _) => "ok",
-            (false, None) => "FAIL",
-            (false, Some(_)) => "AFTER-FIX",
-        };
+        let verdict = if r.problems.is_empty() { "ok" } else { "FAIL" };
         eprintln!("{verdict} {} -> exit {} {}", r.label, r.code, r.error);
-        for p in &r.pending {
-            eprintln!("    expected after the fix: {p}");
-        }
-        if let (false, Some(why)) = (r.problems.is_empty(), r.after_fix) {
-            eprintln!("    expected after the fix: {why}");
-        }
         for p in &r.problems {
             eprintln!("    {p}");
         }
-        if r.after_fix.is_none() {
-            failed += r.problems.len();
-        }
+        failed += r.problems.len();
     }
     failed
 }
