@@ -23,16 +23,19 @@ pub struct Bar {
     pub volume: f64,
 }
 
+/// The call, as error messages name it.
+const HISTORY: &str = "GET /iserver/marketdata/history";
+
 /// Today's 1-minute bars in regular trading hours, oldest first.
 pub fn minute_bars(client: &Client, conid: i64) -> Result<Vec<Bar>> {
     fetch(client, conid, "1min", "1d")
-        .with_context(|| format!("failed to read 1-minute bars for conid {conid}"))
+        .with_context(|| format!("failed to read 1-minute bars for conid {conid} ({HISTORY})"))
 }
 
 /// Daily bars over the last `days` calendar days, oldest first.
 pub fn daily_bars(client: &Client, conid: i64, days: u32) -> Result<Vec<Bar>> {
     fetch(client, conid, "1d", &format!("{days}d"))
-        .with_context(|| format!("failed to read daily bars for conid {conid}"))
+        .with_context(|| format!("failed to read daily bars for conid {conid} ({HISTORY})"))
 }
 
 fn fetch(client: &Client, conid: i64, bar: &str, period: &str) -> Result<Vec<Bar>> {
