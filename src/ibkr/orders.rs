@@ -446,8 +446,10 @@ pub fn live_orders(client: &Client) -> Result<Vec<LiveOrder>> {
 /// Parses a live-orders answer.
 pub fn parse_live_orders(answer: &Value) -> Result<Vec<LiveOrder>> {
     let Some(list) = answer.get("orders") else {
-        // An empty account answers without the list.
-        if answer.is_object() {
+        // An account without orders may answer without the list, but never
+        // without `snapshot`. Any other object is not an empty book:
+        // reading it as one would put a second stop on every position.
+        if answer.get("snapshot").is_some_and(Value::is_boolean) {
             return Ok(Vec::new());
         }
         bail!("unexpected live orders answer: {}", short(answer));
@@ -736,6 +738,8 @@ mod tests {
             parse_live_orders(&json!({"snapshot": true})).unwrap(),
             vec![]
         );
+        // An object of another shape is no empty book.
+        assert!(parse_live_orders(&json!({"unexpected": "shape"})).is_err());
 
         let execs = json!([{"execution_id": "0001f4e8.01", "conid": 4036812, "side": "B",
             "size": 110, "price": "45.25", "order_ref": "skim-20260302-BHP-entry",

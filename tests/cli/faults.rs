@@ -462,6 +462,21 @@ fn expect(command: &str, call: &Call, kind: &FaultKind, moment: Moment) -> Expec
             if matches!(kind, Status(401 | 410)) {
                 return Expect::code(0);
             }
+            if call.method == "DELETE" && (transient || matches!(kind, MalformedJson)) {
+                // A cancel is not looked up within the run: it fails, and
+                // the next run's reconciliation sees whether it took.
+                return Expect::code(1);
+            }
+            if call.prefix.ends_with("/positions/invalidate")
+                && matches!(kind, UnexpectedShape)
+                && moment == Moment::Before
+                && command.starts_with("trade")
+            {
+                // The cache was never cleared, so the positions read are
+                // stale; skim cannot tell that from a real disagreement and
+                // refuses to trade (a false alarm, but a safe one).
+                return Expect::code(4);
+            }
             if order_call && call.is_write() && transient | garbled {
                 // An order POST with no clear or no readable answer is
                 // looked up by cOID and the run goes on.
@@ -479,11 +494,6 @@ fn expect(command: &str, call: &Call, kind: &FaultKind, moment: Moment) -> Expec
             if call.prefix.ends_with("/info-and-rules") && matches!(kind, UnexpectedShape) {
                 // No `incrementRules` in the answer: the ASX's own price
                 // steps apply, as they do when IBKR gives none.
-                return Expect::code(0);
-            }
-            if call.prefix.ends_with("/iserver/account/orders") && matches!(kind, UnexpectedShape) {
-                // An object without `orders` is how IBKR answers for an
-                // account with no live orders.
                 return Expect::code(0);
             }
             if call.prefix.ends_with("/summary") && garbled {
