@@ -19,8 +19,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use chrono_tz::Australia::Sydney;
 use serde_json::Value;
 use skim_asx::outbox;
 use skim_asx::store::Store;
@@ -28,6 +26,7 @@ use skim_sim::pathfault::Moment;
 use skim_sim::scenario::Scenario;
 use skim_sim::{FaultKind, PathFault, RequestRecord};
 
+use crate::trade::sydney;
 use crate::util::{Run, SimEnv};
 
 /// skim's HTTP timeout in every cell, seconds: short, so timeouts are
@@ -54,14 +53,6 @@ const SESSION_CALLS: [&str; 5] = [
 const PARALLEL: usize = 6;
 
 const MON: (i32, u32, u32) = (2026, 3, 2);
-
-fn sydney(date: (i32, u32, u32), hour: u32, minute: u32) -> DateTime<Utc> {
-    let day = NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap();
-    Sydney
-        .from_local_datetime(&day.and_hms_opt(hour, minute, 0).unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 /// One command under test: the runs that set the scene (without faults),
 /// the run that meets the fault, and when the re-run happens.

@@ -2,19 +2,10 @@
 //! 14D, LTR and BHP gap up with price-sensitive news; WTC gaps up with no
 //! announcement yet, CBA with only a routine one, PLS by too little.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use chrono_tz::Australia::Sydney;
 use serde_json::Value;
 
+use crate::trade::sydney;
 use crate::util::{Run, SimEnv};
-
-fn sydney(date: (i32, u32, u32), hour: u32, minute: u32) -> DateTime<Utc> {
-    let day = NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap();
-    Sydney
-        .from_local_datetime(&day.and_hms_opt(hour, minute, 0).unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 /// A simulator at `hh:mm` on the example day, with skim's clock set to the
 /// same instant and the ASX page and Discord pointed at the simulator.
